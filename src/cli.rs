@@ -1,0 +1,165 @@
+//! The command-line interface: the whole clap definition, and no logic.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure (I/O, permissions)
+  2  usage error: bad flags, invalid key
+  3  precondition failed: the ETag did not match (re-read, re-apply, retry)
+  4  key not found
+  5  lock timeout: another writer held the key past --lock-timeout (retry)
+  6  invalid document: not JSON, not UTF-8, nested too deep
+
+Environment:
+  ETAGSTORE_DIR  the store directory when --store is not given
+
+Examples:
+  etagstore set greeting '{\"text\":\"hello\"}' --etag ''    # create only
+  etag=$(etagstore get greeting -o doc.json)               # read once: document and its ETag
+  etagstore set greeting -f new.json --etag \"$etag\"        # exit 3 if someone wrote meanwhile
+  etagstore list -l";
+
+/// A key -> JSON document store with ETags: compare-and-swap writes for shell scripts.
+#[derive(Debug, Parser)]
+#[command(name = "etagstore", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The store directory (created on the first write)
+    #[arg(
+        long,
+        global = true,
+        env = "ETAGSTORE_DIR",
+        value_name = "DIR",
+        default_value = "_filestore",
+        hide_env_values = true
+    )]
+    pub store: PathBuf,
+
+    /// Seconds a writer waits for another writer of the same key before exit 5
+    #[arg(long, global = true, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub lock_timeout: f64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a document byte for byte as stored
+    Get(GetArgs),
+    /// Print a document's current ETag (the MD5 of its bytes)
+    Etag(KeyArg),
+    /// Write a document if its ETag is still E (compare-and-swap); prints the new ETag
+    #[command(after_help = SET_AFTER_HELP)]
+    Set(SetArgs),
+    /// Write a document unconditionally (last writer wins; still atomic); prints the new ETag
+    SetUnsafe(InputArgs),
+    /// Delete a document if its ETag is still E
+    Delete(DeleteArgs),
+    /// List keys, sorted, one a line
+    List(ListArgs),
+}
+
+const SET_AFTER_HELP: &str = "\
+--etag values:
+  <etag>  the document must still have this ETag
+  ''      the key must not exist (create only)
+  '*'     the key must exist, any version
+
+Examples:
+  etagstore set config '{\"retries\":3}' --etag ''
+  etagstore set config -f config.json --etag \"$(etagstore etag config)\"
+  jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"";
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// The document's key (1 to 200 bytes of UTF-8, no control characters)
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Write the document to FILE and print its ETag instead
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print {"key":…,"etag":…,"value":…} from one read
+    #[arg(long)]
+    pub json: bool,
+
+    /// Read a missing key as this document, with ETag "" (empty)
+    #[arg(long, value_name = "JSON")]
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The document's key
+    pub key: String,
+
+    /// The document as an argument; '-' or nothing reads standard input
+    #[arg(conflicts_with = "file")]
+    pub value: Option<String>,
+
+    /// Read the document from FILE
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Write only if the current ETag is E ('' = must not exist, '*' = must exist)
+    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
+    pub etag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Delete only if the current ETag is E ('' = must not exist, '*' = must exist)
+    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
+    pub etag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys that start with PREFIX
+    pub prefix: Option<String>,
+
+    /// Long format: ETag, size, modification time (RFC 3339), key; tab-separated
+    #[arg(short, long, conflicts_with = "json")]
+    pub long: bool,
+
+    /// One JSON object a line: key, etag, size, modified
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("'{text}' is not a number of seconds >= 0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

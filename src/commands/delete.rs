@@ -1,0 +1,12 @@
+//! `delete KEY --etag E`: the conditional delete.
+
+use anyhow::Result;
+
+use crate::cli::DeleteArgs;
+use crate::key::Key;
+use crate::store::{Precondition, Store};
+
+pub fn run(args: &DeleteArgs, store: &dyn Store) -> Result<()> {
+    let key = Key::new(&args.key)?;
+    store.delete(&key, &Precondition::from_flag(&args.etag))
+}

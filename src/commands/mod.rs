@@ -1,0 +1,33 @@
+//! One module per subcommand; `run` picks the store and dispatches.
+
+mod delete;
+mod etag;
+mod get;
+mod list;
+mod set;
+mod set_unsafe;
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::store;
+
+/// Runs the parsed command line, writing its data to standard output.
+pub fn run(cli: Cli) -> Result<()> {
+    let store = store::open(&cli.store, Duration::from_secs_f64(cli.lock_timeout))?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match &cli.command {
+        Command::Get(args) => get::run(args, store.as_ref(), &mut out)?,
+        Command::Etag(args) => etag::run(args, store.as_ref(), &mut out)?,
+        Command::Set(args) => set::run(args, store.as_ref(), &mut out)?,
+        Command::SetUnsafe(args) => set_unsafe::run(args, store.as_ref(), &mut out)?,
+        Command::Delete(args) => delete::run(args, store.as_ref())?,
+        Command::List(args) => list::run(args, store.as_ref(), &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}

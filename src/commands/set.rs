@@ -1,0 +1,47 @@
+//! `set KEY [VALUE] --etag E`: the compare-and-swap write.
+
+use std::fs::File;
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+
+use crate::cli::{InputArgs, SetArgs};
+use crate::document::Named;
+use crate::key::Key;
+use crate::store::{Precondition, Store};
+
+pub fn run(args: &SetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
+    write(
+        &args.input,
+        &Precondition::from_flag(&args.etag),
+        store,
+        out,
+    )
+}
+
+/// Stores the input of `set` or `set-unsafe` and prints the new ETag.
+pub fn write(
+    input: &InputArgs,
+    precondition: &Precondition,
+    store: &dyn Store,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let key = Key::new(&input.key)?;
+    let etag = match (&input.value, &input.file) {
+        (_, Some(path)) => {
+            let file =
+                File::open(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+            let mut reader = Named::new(file, format!("'{}'", path.display()));
+            store.put(&key, &mut reader, precondition)?
+        }
+        (Some(value), None) if value != "-" => {
+            store.put(&key, &mut value.as_bytes(), precondition)?
+        }
+        _ => {
+            let mut reader = Named::new(io::stdin().lock(), "standard input");
+            store.put(&key, &mut reader, precondition)?
+        }
+    };
+    writeln!(out, "{etag}")?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The errors a script must tell apart, each with its exit code.
+//!
+//! They travel inside `anyhow::Error`; `exit_code` finds them by downcasting,
+//! so every other failure (I/O, permissions) is exit 1.
+
+use std::fmt;
+
+/// A failure with a documented exit code other than 1.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad flags or an invalid key (exit 2).
+    Usage(String),
+    /// The ETag did not match (exit 3).
+    PreconditionFailed {
+        key: String,
+        given: String,
+        found: String,
+    },
+    /// The key does not exist (exit 4).
+    NotFound { key: String },
+    /// Another writer held the key's lock too long (exit 5).
+    LockTimeout { key: String, seconds: f64 },
+    /// The input is not exactly one JSON value in UTF-8 (exit 6).
+    InvalidDocument(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::PreconditionFailed { .. } => 3,
+            Error::NotFound { .. } => 4,
+            Error::LockTimeout { .. } => 5,
+            Error::InvalidDocument(_) => 6,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(message) => f.write_str(message),
+            Error::PreconditionFailed { key, given, found } => {
+                let found = if found.is_empty() {
+                    "the key does not exist".to_string()
+                } else {
+                    format!("the current ETag is \"{found}\"")
+                };
+                write!(
+                    f,
+                    "precondition failed for key {key:?}: --etag \"{given}\" but {found}; \
+                     re-read the document and retry"
+                )
+            }
+            Error::NotFound { key } => write!(f, "key not found: {key:?}"),
+            Error::LockTimeout { key, seconds } => write!(
+                f,
+                "lock timeout: another writer held key {key:?} for more than {seconds}s; retry"
+            ),
+            Error::InvalidDocument(message) => write!(f, "invalid document: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The exit code for any error: the first typed `Error` in the chain, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .map_or(1, Error::exit_code)
+}
+
+/// True if the error comes from writing to a closed pipe (`etagstore get k | head -c1`).
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints clap's answer to a command line it did not run: help and version
+/// as clap writes them (exit 0), a usage error as one `error:` line (exit 2).
+pub fn report_usage(error: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    eprintln!("{}", usage_line(&error.render().to_string()));
+    std::process::ExitCode::from(2)
+}
+
+/// clap's multi-line message folded into one line, without the usage block.
+fn usage_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    format!("error: {message} (see 'etagstore --help')")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn typed_errors_keep_their_code_under_context() {
+        let error = Err::<(), _>(Error::NotFound { key: "k".into() })
+            .context("while reading")
+            .unwrap_err();
+        assert_eq!(exit_code(&error), 4);
+    }
+
+    #[test]
+    fn other_errors_are_exit_1() {
+        let error = anyhow::Error::from(std::io::Error::other("disk on fire"));
+        assert_eq!(exit_code(&error), 1);
+    }
+}

@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use etagstore::cli::Cli;
+use etagstore::error;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return error::report_usage(&e),
+    };
+    match etagstore::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`etagstore get k | head -c1`) is not a failure.
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(error::exit_code(&e))
+        }
+    }
+}

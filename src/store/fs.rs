@@ -1,0 +1,434 @@
+//! The file-system store: one file per document, written atomically.
+//!
+//! Layout of a store directory:
+//!
+//! ```text
+//! <key>.json                  one file per document (percent-encoded key)
+//! .etagstore/locks/<key>.lock one lock file per key ever written; never deleted
+//! .etagstore/tmp/             documents being written, before the rename
+//! ```
+//!
+//! A write streams the input into a temporary file (validating and hashing
+//! it), fsyncs it, takes the key's lock, checks the precondition, renames the
+//! temporary file over the document and fsyncs the directory. Readers take no
+//! lock: a document file is never changed in place, only replaced, so an open
+//! file is one complete version.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use fd_lock::RwLock;
+
+use crate::document::{self, CopyError};
+use crate::error::Error;
+use crate::key::Key;
+use crate::store::{Details, Entry, Precondition, Store};
+
+/// The store's own directory; its leading `.` puts it out of every key's reach.
+const INTERNAL_DIR: &str = ".etagstore";
+/// The longest pause between two attempts to take a lock.
+const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
+
+pub struct FsStore {
+    dir: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl FsStore {
+    /// A store in `dir`. Nothing is touched until a command needs it.
+    pub fn new(dir: impl Into<PathBuf>, lock_timeout: Duration) -> FsStore {
+        FsStore {
+            dir: dir.into(),
+            lock_timeout,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn document_path(&self, key: &Key) -> PathBuf {
+        self.dir.join(key.file_name())
+    }
+
+    fn internal_path(&self, sub_dir: &str) -> PathBuf {
+        self.dir.join(INTERNAL_DIR).join(sub_dir)
+    }
+
+    /// Creates a uniquely named temporary file in the store, creating the
+    /// store's directories on the first write.
+    fn create_temp(&self) -> Result<TempFile> {
+        let tmp_dir = self.internal_path("tmp");
+        let pid = std::process::id();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        for attempt in 0u32.. {
+            let path = tmp_dir.join(format!("{pid}-{nanos:09}-{attempt}.json"));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file: Some(file),
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                    create_store_dir(&self.dir, &tmp_dir)?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create a temporary file in '{}'", tmp_dir.display())
+                    })
+                }
+            }
+        }
+        unreachable!("the attempt counter is unbounded")
+    }
+
+    /// Runs `action` while holding the key's lock, waiting for it with a
+    /// short, jittered backoff for at most the lock timeout (then exit 5).
+    fn with_lock<T>(&self, key: &Key, action: impl FnOnce() -> Result<T>) -> Result<T> {
+        let locks_dir = self.internal_path("locks");
+        let path = locks_dir.join(format!("{}.lock", key.encoded()));
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_store_dir(&self.dir, &locks_dir)?;
+                open()
+            }
+            other => other,
+        }
+        .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
+
+        let mut lock = RwLock::new(file);
+        let deadline = Instant::now() + self.lock_timeout;
+        let mut pause = Duration::from_micros(200);
+        let mut jitter = Jitter::new();
+        loop {
+            match lock.try_write() {
+                Ok(_guard) => return action(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot lock '{}'", path.display()))
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimeout {
+                    key: key.as_str().to_string(),
+                    seconds: self.lock_timeout.as_secs_f64(),
+                }
+                .into());
+            }
+            thread::sleep(jitter.spread(pause).min(deadline - now));
+            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+        }
+    }
+
+    /// The ETag of the document at `path` now, `None` if it does not exist.
+    fn current_etag(&self, path: &Path) -> Result<Option<String>> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        };
+        let copied = document::copy_hashed(&mut file, &mut io::sink())
+            .map_err(|e| copy_error(e, path))
+            .with_context(|| format!("cannot read '{}'", path.display()))?;
+        Ok(Some(copied.etag))
+    }
+
+    /// fsyncs the store directory, so a rename or unlink survives power loss.
+    fn sync_dir(&self) -> Result<()> {
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot sync the store directory '{}'", self.dir.display()))
+    }
+}
+
+impl Store for FsStore {
+    fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
+        let path = self.document_path(key);
+        match File::open(&path) {
+            Ok(file) => {
+                let name = format!("'{}'", path.display());
+                Ok(Some(Box::new(document::Named::new(file, name))))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        }
+    }
+
+    fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
+        let mut temp = self.create_temp()?;
+        let copied =
+            document::copy_validated(input, temp.file()).map_err(|e| copy_error(e, &temp.path))?;
+        temp.file()
+            .sync_all()
+            .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
+
+        let path = self.document_path(key);
+        // A write that needs an existing document fails here, without the
+        // lock, when there is none: no lock file for a key never written.
+        // The answer is as true as one taken under the lock would be.
+        if matches!(
+            precondition,
+            Precondition::Matches(_) | Precondition::Exists
+        ) && !exists(&path)?
+        {
+            precondition.check(key, None)?;
+        }
+
+        self.with_lock(key, || {
+            let current = self.current_etag(&path)?;
+            precondition.check(key, current.as_deref())?;
+            temp.persist(&path)?;
+            self.sync_dir()?;
+            Ok(copied.etag)
+        })
+    }
+
+    fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()> {
+        let path = self.document_path(key);
+        if !exists(&path)? {
+            // Nothing to delete: whether that is success is the precondition's call.
+            return Ok(precondition.check(key, None)?);
+        }
+        self.with_lock(key, || {
+            let current = self.current_etag(&path)?;
+            precondition.check(key, current.as_deref())?;
+            if current.is_some() {
+                fs::remove_file(&path)
+                    .with_context(|| format!("cannot delete '{}'", path.display()))?;
+                self.sync_dir()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list '{}'", self.dir.display()))
+            }
+        };
+        let mut listing = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list '{}'", self.dir.display()))?;
+            let Some(key) = entry.file_name().to_str().and_then(Key::from_file_name) else {
+                continue;
+            };
+            if !key.as_str().starts_with(prefix)
+                || entry.file_type().is_ok_and(|kind| kind.is_dir())
+            {
+                continue;
+            }
+            let details = if details {
+                match self.details(&entry.path())? {
+                    Some(details) => Some(details),
+                    None => continue, // deleted since the directory was read
+                }
+            } else {
+                None
+            };
+            listing.push(Entry { key, details });
+        }
+        listing.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listing)
+    }
+}
+
+impl FsStore {
+    /// ETag, size and time of one document, from one open file.
+    fn details(&self, path: &Path) -> Result<Option<Details>> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        };
+        let modified = file
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .with_context(|| format!("cannot read '{}'", path.display()))?;
+        let copied = document::copy_hashed(&mut file, &mut io::sink())
+            .map_err(|e| copy_error(e, path))
+            .with_context(|| format!("cannot read '{}'", path.display()))?;
+        Ok(Some(Details {
+            etag: copied.etag,
+            size: copied.len,
+            modified,
+        }))
+    }
+}
+
+/// Creates the store directory and one of its internal directories.
+fn create_store_dir(store: &Path, internal: &Path) -> Result<()> {
+    fs::create_dir_all(internal).with_context(|| {
+        if store.exists() && !store.is_dir() {
+            format!("the store '{}' is not a directory", store.display())
+        } else {
+            format!("cannot create the store directory '{}'", internal.display())
+        }
+    })
+}
+
+fn exists(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    }
+}
+
+/// Turns a failed copy into an error; `path` is the side the store owns.
+fn copy_error(error: CopyError, path: &Path) -> anyhow::Error {
+    match error {
+        CopyError::Invalid(e) => e.into(),
+        CopyError::Read(e) => anyhow::Error::new(e),
+        CopyError::Write(e) => {
+            anyhow::Error::new(e).context(format!("cannot write '{}'", path.display()))
+        }
+    }
+}
+
+/// A temporary file that is removed unless it is renamed into place.
+struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempFile {
+    fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("the file is open until persisted")
+    }
+
+    fn persist(&mut self, target: &Path) -> Result<()> {
+        fs::rename(&self.path, target).with_context(|| {
+            format!(
+                "cannot rename '{}' to '{}'",
+                self.path.display(),
+                target.display()
+            )
+        })?;
+        self.file = None;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Spreads waits between 50% and 150% so racing writers do not retry in step.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Jitter {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        Jitter(nanos ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+
+    fn spread(&mut self, pause: Duration) -> Duration {
+        // xorshift64: plenty for jitter, no dependency.
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        pause.mul_f64(0.5 + (self.0 % 1000) as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("store"), Duration::from_secs(1));
+        (dir, store)
+    }
+
+    fn read(store: &FsStore, key: &Key) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        store.open(key).unwrap()?.read_to_end(&mut bytes).unwrap();
+        Some(bytes)
+    }
+
+    #[test]
+    fn put_then_open_round_trips_and_leaves_no_temporary_file() {
+        let (_dir, store) = store();
+        let key = Key::new("a/b").unwrap();
+        let etag = store
+            .put(&key, &mut &b"{\"x\": 1}"[..], &Precondition::Missing)
+            .unwrap();
+        assert_eq!(etag, document::etag_of(b"{\"x\": 1}"));
+        assert_eq!(read(&store, &key).unwrap(), b"{\"x\": 1}");
+        assert!(store.dir().join("a%2Fb.json").is_file());
+        let tmp = fs::read_dir(store.internal_path("tmp")).unwrap().count();
+        assert_eq!(tmp, 0);
+    }
+
+    #[test]
+    fn invalid_input_leaves_nothing_behind() {
+        let (_dir, store) = store();
+        let key = Key::new("k").unwrap();
+        let error = store
+            .put(&key, &mut &b"{oops"[..], &Precondition::Any)
+            .unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 6);
+        assert!(read(&store, &key).is_none());
+        assert_eq!(fs::read_dir(store.internal_path("tmp")).unwrap().count(), 0);
+        assert!(!store.internal_path("locks").exists());
+    }
+
+    #[test]
+    fn a_held_lock_times_out_with_exit_5() {
+        let (_dir, store) = store();
+        let key = Key::new("k").unwrap();
+        store.put(&key, &mut &b"1"[..], &Precondition::Any).unwrap();
+        let store = FsStore::new(store.dir(), Duration::from_millis(50));
+        let result = store.with_lock(&key, || {
+            // A second writer of the same key, inside the first one's lock.
+            store.put(&key, &mut &b"2"[..], &Precondition::Any)
+        });
+        assert_eq!(crate::error::exit_code(&result.unwrap_err()), 5);
+        assert_eq!(read(&store, &key).unwrap(), b"1");
+    }
+
+    #[test]
+    fn delete_checks_the_precondition() {
+        let (_dir, store) = store();
+        let key = Key::new("k").unwrap();
+        let etag = store
+            .put(&key, &mut &b"[]"[..], &Precondition::Any)
+            .unwrap();
+        let error = store.delete(&key, &Precondition::Missing).unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 3);
+        store.delete(&key, &Precondition::Matches(etag)).unwrap();
+        assert!(read(&store, &key).is_none());
+        let error = store.delete(&key, &Precondition::Exists).unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 3);
+    }
+}

@@ -1,0 +1,156 @@
+//! The storage interface the commands talk to, and its preconditions.
+//!
+//! A backend stores documents under keys and makes writes conditional on the
+//! current ETag atomically. The ETag is always the MD5 of the stored bytes,
+//! so commands compute it from the bytes they stream and every backend
+//! agrees with `md5sum`.
+
+pub mod fs;
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+
+use crate::error::Error;
+use crate::key::Key;
+
+pub use fs::FsStore;
+
+/// The store that `--store` names.
+pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    Ok(Box::new(FsStore::new(location, lock_timeout)))
+}
+
+/// What must be true of the current document for a write or delete to happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No condition: last writer wins (`set-unsafe`).
+    Any,
+    /// The key must not exist (`--etag ''`).
+    Missing,
+    /// The key must exist, any version (`--etag '*'`).
+    Exists,
+    /// The current ETag must be exactly this.
+    Matches(String),
+}
+
+impl Precondition {
+    /// Reads the value of an `--etag` flag.
+    pub fn from_flag(etag: &str) -> Precondition {
+        match etag {
+            "" => Precondition::Missing,
+            "*" => Precondition::Exists,
+            etag => Precondition::Matches(etag.to_string()),
+        }
+    }
+
+    /// What the flag looked like, for error messages.
+    pub fn as_flag(&self) -> &str {
+        match self {
+            Precondition::Any | Precondition::Missing => "",
+            Precondition::Exists => "*",
+            Precondition::Matches(etag) => etag,
+        }
+    }
+
+    /// Whether the precondition holds for a key whose current ETag is
+    /// `current` (`None` when the key does not exist).
+    pub fn holds(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (Precondition::Any, _) => true,
+            (Precondition::Missing, None) => true,
+            (Precondition::Exists, Some(_)) => true,
+            (Precondition::Matches(wanted), Some(found)) => wanted == found,
+            _ => false,
+        }
+    }
+
+    /// `Ok` if the precondition holds, else the exit-3 error naming both ETags.
+    pub fn check(&self, key: &Key, current: Option<&str>) -> Result<(), Error> {
+        if self.holds(current) {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed {
+                key: key.as_str().to_string(),
+                given: self.as_flag().to_string(),
+                found: current.unwrap_or("").to_string(),
+            })
+        }
+    }
+}
+
+/// One key in a listing; `details` only when asked for.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: Key,
+    pub details: Option<Details>,
+}
+
+/// What `list -l` shows of a document, all from one read of it.
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub etag: String,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// A place that keeps documents. Implementations: `FsStore` (a directory).
+pub trait Store {
+    /// Opens a document for reading, or `None` if the key does not exist.
+    /// The bytes read are one version of the document, never a mix.
+    fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>>;
+
+    /// Stores the bytes of `input` under `key` if `precondition` holds,
+    /// atomically: the input is checked to be one JSON value (exit 6
+    /// otherwise) before anything changes. Returns the new ETag.
+    fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String>;
+
+    /// Deletes the document if `precondition` holds, atomically.
+    fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()>;
+
+    /// The keys that start with `prefix`, sorted; with `details`, each
+    /// entry's ETag, size and modification time.
+    fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_flags_map_to_preconditions() {
+        assert_eq!(Precondition::from_flag(""), Precondition::Missing);
+        assert_eq!(Precondition::from_flag("*"), Precondition::Exists);
+        assert_eq!(
+            Precondition::from_flag("\"abc\""),
+            Precondition::Matches("\"abc\"".into())
+        );
+    }
+
+    #[test]
+    fn preconditions_hold_as_specified() {
+        let etag = "0123456789abcdef0123456789abcdef";
+        let matches = Precondition::Matches(etag.into());
+        assert!(matches.holds(Some(etag)));
+        assert!(!matches.holds(Some(&etag.to_uppercase())));
+        assert!(!matches.holds(None));
+        assert!(Precondition::Missing.holds(None));
+        assert!(!Precondition::Missing.holds(Some(etag)));
+        assert!(Precondition::Exists.holds(Some(etag)));
+        assert!(!Precondition::Exists.holds(None));
+        assert!(Precondition::Any.holds(None) && Precondition::Any.holds(Some(etag)));
+    }
+
+    #[test]
+    fn a_failed_check_names_the_key_and_both_etags() {
+        let key = Key::new("k").unwrap();
+        let error = Precondition::Matches("abc".into())
+            .check(&key, Some("def"))
+            .unwrap_err();
+        assert_eq!(error.exit_code(), 3);
+        let message = error.to_string();
+        assert!(message.contains("\"k\"") && message.contains("abc") && message.contains("def"));
+    }
+}
