@@ -86,7 +86,7 @@ pub struct GetArgs {
     pub key: String,
 
     /// Write the document to FILE and print its ETag instead
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "json")]
     pub output: Option<PathBuf>,
 
     /// Print {"key":…,"etag":…,"value":…} from one read
