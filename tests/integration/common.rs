@@ -1,9 +1,14 @@
-//! `TestStore`: a temporary store and a ready `etagstore` command bound to it.
+//! `TestStore`: a temporary store and a ready `etagstore` command bound to it,
+//! plus the checks every area shares (one `error:` line, "nothing changed").
 
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use fd_lock::RwLock;
 use md5::{Digest, Md5};
+use predicates::prelude::*;
 use tempfile::TempDir;
 
 pub struct TestStore {
@@ -34,35 +39,143 @@ impl TestStore {
     /// `etagstore --store <store>`, run in the temporary directory, with no
     /// `ETAGSTORE_*` variable from the environment.
     pub fn cmd(&self) -> Command {
+        let mut cmd = self.cmd_without_store();
+        cmd.arg("--store").arg(self.store());
+        cmd
+    }
+
+    /// `etagstore` with no `--store`, run in the temporary directory, with no
+    /// `ETAGSTORE_*` variable from the environment.
+    pub fn cmd_without_store(&self) -> Command {
         let mut cmd = Command::new(Self::bin());
+        cmd.current_dir(self.root());
+        for name in etagstore_vars() {
+            cmd.env_remove(name);
+        }
+        cmd
+    }
+
+    /// The same as `cmd`, as a `std::process::Command` for tests that run
+    /// several processes at once.
+    pub fn process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(Self::bin());
         cmd.current_dir(self.root())
             .arg("--store")
             .arg(self.store());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ETAGSTORE_") {
-                cmd.env_remove(name);
-            }
+        for name in etagstore_vars() {
+            cmd.env_remove(name);
         }
         cmd
     }
 
     /// Writes `doc` under `key` with `set-unsafe`; returns its ETag.
-    pub fn put(&self, key: &str, doc: &str) -> String {
+    pub fn put(&self, key: &str, doc: impl AsRef<[u8]>) -> String {
+        let doc = doc.as_ref();
         let out = self
             .cmd()
             .args(["set-unsafe", key])
             .write_stdin(doc)
             .assert()
             .success()
+            .stdout(format!("{}\n", md5_hex(doc)))
+            .stderr("")
             .get_output()
             .stdout
             .clone();
         String::from_utf8(out).unwrap().trim_end().to_string()
     }
 
+    /// The document file of a plain key (one that needs no encoding).
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.store().join(format!("{key}.json"))
+    }
+
     /// The bytes of the document file for a plain key.
     pub fn file(&self, key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.store().join(format!("{key}.json"))).ok()
+        fs::read(self.path(key)).ok()
+    }
+
+    /// The store's internal directory `.etagstore/<sub>`.
+    pub fn internal(&self, sub: &str) -> PathBuf {
+        self.store().join(".etagstore").join(sub)
+    }
+
+    /// The lock file of a plain key.
+    pub fn lock_file(&self, key: &str) -> PathBuf {
+        self.internal("locks").join(format!("{key}.lock"))
+    }
+
+    /// What is in `.etagstore/tmp` (nothing if it does not exist).
+    pub fn temp_files(&self) -> Vec<PathBuf> {
+        match fs::read_dir(self.internal("tmp")) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The names of the `*.json` files directly in the store, sorted.
+    pub fn json_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = match fs::read_dir(self.store()) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.ends_with(".json"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        names.sort();
+        names
+    }
+
+    /// Every file and directory under the temporary directory, with each
+    /// file's size and MD5: equal snapshots mean nothing was touched.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut entries = BTreeMap::new();
+        walk(self.root(), self.root(), &mut entries);
+        Snapshot(entries)
+    }
+
+    /// Runs `during` while this process holds the key's writer lock, the way
+    /// another `etagstore` writer would hold it (flock on the lock file).
+    pub fn holding_lock<T>(&self, key: &str, during: impl FnOnce() -> T) -> T {
+        let path = self.lock_file(key);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let mut lock = RwLock::new(file);
+        let _guard = lock
+            .try_write()
+            .expect("the lock is free before the test takes it");
+        during()
+    }
+}
+
+fn etagstore_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| name.to_string_lossy().starts_with("ETAGSTORE_"))
+        .collect()
+}
+
+/// A listing of a directory tree: relative path -> "dir" or "<size> <md5>".
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot(BTreeMap<PathBuf, String>);
+
+fn walk(root: &Path, dir: &Path, entries: &mut BTreeMap<PathBuf, String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            entries.insert(relative, "dir".into());
+            walk(root, &path, entries);
+        } else {
+            let bytes = fs::read(&path).unwrap();
+            entries.insert(relative, format!("{} {}", bytes.len(), md5_hex(&bytes)));
+        }
     }
 }
 
@@ -72,4 +185,22 @@ pub fn md5_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `text` and a newline: how every ETag is printed.
+pub fn line(text: &str) -> String {
+    format!("{text}\n")
+}
+
+/// Standard error holds exactly one line, and it starts with `error: `.
+pub fn one_error_line() -> impl Predicate<str> {
+    predicate::function(|s: &str| {
+        s.starts_with("error: ") && s.ends_with('\n') && s.lines().count() == 1
+    })
+}
+
+/// True when the tests run as root, whom file permissions do not stop.
+pub fn running_as_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
