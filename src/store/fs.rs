@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use fd_lock::RwLock;
 
+use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::key::Key;
@@ -114,8 +115,7 @@ impl FsStore {
 
         let mut lock = RwLock::new(file);
         let deadline = Instant::now() + self.lock_timeout;
-        let mut pause = Duration::from_micros(200);
-        let mut jitter = Jitter::new();
+        let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
         loop {
             match lock.try_write() {
                 Ok(_guard) => return action(),
@@ -132,8 +132,7 @@ impl FsStore {
                 }
                 .into());
             }
-            thread::sleep(jitter.spread(pause).min(deadline - now));
-            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+            thread::sleep(backoff.next_pause().min(deadline - now));
         }
     }
 
@@ -336,27 +335,6 @@ impl Drop for TempFile {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// Spreads waits between 50% and 150% so racing writers do not retry in step.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Jitter {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        Jitter(nanos ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-
-    fn spread(&mut self, pause: Duration) -> Duration {
-        // xorshift64: plenty for jitter, no dependency.
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        pause.mul_f64(0.5 + (self.0 % 1000) as f64 / 1000.0)
     }
 }
 
