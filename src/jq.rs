@@ -1,11 +1,12 @@
 //! jq filters run inside the process with jaq, so `edit --jq` needs no
 //! external `jq` and pays no second process start-up.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
 use jaq_json::Val;
 
+use crate::document;
 use crate::error::Error;
 
 type Data = data::JustLut<Val>;
@@ -19,7 +20,14 @@ pub struct Filter {
 impl Filter {
     /// Compiles `code`; `vars` are `(name, value)` pairs without the `$`.
     /// A filter that does not compile is a usage error (exit 2).
-    pub fn new(code: &str, vars: Vec<(String, Val)>) -> Result<Filter> {
+    pub fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Filter> {
+        // jq's $ENV, built only for the filters that use it.
+        if code.contains("$ENV") {
+            let env: jaq_json::Map = std::env::vars()
+                .map(|(name, value)| (Val::from(name), Val::from(value)))
+                .collect();
+            vars.push(("ENV".to_string(), Val::obj(env)));
+        }
         let names: Vec<String> = vars.iter().map(|(name, _)| format!("${name}")).collect();
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
@@ -72,7 +80,10 @@ impl Filter {
             )
             .into());
         }
-        Ok(pretty(&first))
+        let output = pretty(&first);
+        document::validate(&output)
+            .context("the filter's result has no JSON form (NaN and infinite numbers have none)")?;
+        Ok(output)
     }
 }
 
@@ -148,6 +159,12 @@ mod tests {
     }
 
     #[test]
+    fn env_is_the_environment() {
+        std::env::set_var("ETAGSTORE_JQ_TEST", "here");
+        assert_eq!(run("$ENV.ETAGSTORE_JQ_TEST", "null").unwrap(), "\"here\"\n");
+    }
+
+    #[test]
     fn variables_are_bound_by_name() {
         let vars = vec![
             ("by".to_string(), parse_json("by", "5").unwrap()),
@@ -168,6 +185,8 @@ mod tests {
             let error = run(code, "[1, 2]").unwrap_err();
             assert_eq!(crate::error::exit_code(&error), 6, "{code}: {error}");
         }
+        let error = run(".x = (0/0)", "{}").unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 6, "{error}");
         let error = run(".a + 1", r#"{"a": "x"}"#).unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 1, "{error}");
     }
