@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod document;
 pub mod error;
+pub mod faults;
 pub mod jq;
 pub mod key;
 pub mod store;
