@@ -337,15 +337,40 @@ fn open_document(path: &Path) -> Result<Option<File>> {
     }
 }
 
-/// Creates the store directory and one of its internal directories.
+/// Creates the store directory and one of its internal directories. When
+/// that creates the store, the directories that now hold it are fsynced too,
+/// or the first document could vanish with its new directory on power loss.
 fn create_store_dir(store: &Path, internal: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut existing = store;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        missing.push(existing);
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
     fs::create_dir_all(internal).with_context(|| {
         if store.exists() && !store.is_dir() {
             format!("the store '{}' is not a directory", store.display())
         } else {
             format!("cannot create the store directory '{}'", internal.display())
         }
-    })
+    })?;
+    if missing.is_empty() || faults::skip_fsync() {
+        return Ok(());
+    }
+    // Each new directory's entry lives in its parent: sync the parents, from
+    // the one that existed down to the store's own (the store itself is
+    // synced after every write).
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    for dir in std::iter::once(existing).chain(missing[1..].iter().rev().copied()) {
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot sync '{}'", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn process_is_alive(pid: libc::pid_t) -> bool {
