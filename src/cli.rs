@@ -7,15 +7,17 @@ use clap::{Args, Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  any other failure (I/O, permissions)
-  2  usage error: bad flags, invalid key
-  3  precondition failed: the ETag did not match (re-read, re-apply, retry)
+  1  any other failure (I/O, permissions, an edit command that failed)
+  2  usage error: bad flags, invalid key, a jq filter that does not compile
+  3  precondition failed: the ETag did not match (re-read, re-apply, retry);
+     also: edit ran out of retries
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
 
 Environment:
   ETAGSTORE_DIR  the store directory when --store is not given
+  VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
   etagstore set greeting '{\"text\":\"hello\"}' --etag ''    # create only
@@ -57,6 +59,9 @@ pub enum Command {
     Set(SetArgs),
     /// Write a document unconditionally (last writer wins; still atomic); prints the new ETag
     SetUnsafe(InputArgs),
+    /// Read, change and write back a document, retrying on conflict; prints the new ETag
+    #[command(after_help = EDIT_AFTER_HELP)]
+    Edit(EditArgs),
     /// Delete a document if its ETag is still E
     Delete(DeleteArgs),
     /// List keys, sorted, one a line
@@ -73,6 +78,53 @@ Examples:
   etagstore set config '{\"retries\":3}' --etag ''
   etagstore set config -f config.json --etag \"$(etagstore etag config)\"
   jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"";
+
+const EDIT_AFTER_HELP: &str = "\
+Three ways to change the document:
+  edit KEY                 opens $VISUAL, else $EDITOR, else vi, on a copy
+  edit KEY -- CMD ARGS...  runs CMD (no shell): document on stdin, new document on stdout
+  edit KEY --jq FILTER     runs a jq filter inside etagstore (no jq needed)
+
+The write is conditional on the ETag that was read. On a conflict, CMD and
+--jq re-read and run again (at most --retries more times, jittered backoff);
+the editor does not: your text is kept in a file whose path is printed, with
+the command that applies it. An edit that changes nothing writes nothing.
+
+Examples:
+  etagstore edit config
+  etagstore edit counter --default '{\"n\":0}' --jq '.n += $by' --argjson by 5
+  etagstore edit profile --jq '.name = $name' --arg name \"Ann Lee\"
+  etagstore edit doc -- python3 migrate.py --to v2";
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Edit a missing key from this document and create it (create-only write)
+    #[arg(long, value_name = "JSON")]
+    pub default: Option<String>,
+
+    /// How many times CMD or --jq run again after a conflict before exit 3
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub retries: u32,
+
+    /// Change the document with this jq filter (run inside etagstore)
+    #[arg(long, value_name = "FILTER", conflicts_with = "command")]
+    pub jq: Option<String>,
+
+    /// Bind $NAME to the string VALUE in the filter, as jq --arg does
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], requires = "jq", allow_hyphen_values = true)]
+    pub arg: Vec<String>,
+
+    /// Bind $NAME to the JSON value in the filter, as jq --argjson does
+    #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], requires = "jq", allow_hyphen_values = true)]
+    pub argjson: Vec<String>,
+
+    /// A command that reads the document on stdin and writes the new one to stdout
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct KeyArg {

@@ -22,6 +22,8 @@ pub enum Error {
     LockTimeout { key: String, seconds: f64 },
     /// The input is not exactly one JSON value in UTF-8 (exit 6).
     InvalidDocument(String),
+    /// One of the above, with advice that follows its message.
+    Hinted { error: Box<Error>, hint: String },
 }
 
 impl Error {
@@ -32,6 +34,7 @@ impl Error {
             Error::NotFound { .. } => 4,
             Error::LockTimeout { .. } => 5,
             Error::InvalidDocument(_) => 6,
+            Error::Hinted { error, .. } => error.exit_code(),
         }
     }
 }
@@ -58,6 +61,7 @@ impl fmt::Display for Error {
                 "lock timeout: another writer held key {key:?} for more than {seconds}s; retry"
             ),
             Error::InvalidDocument(message) => write!(f, "invalid document: {message}"),
+            Error::Hinted { error, hint } => write!(f, "{error}; {hint}"),
         }
     }
 }

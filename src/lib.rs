@@ -4,10 +4,13 @@
 //! The binary is a thin shell around `run`; everything else is here so tests
 //! can reach it without a process.
 
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod document;
 pub mod error;
+pub mod faults;
+pub mod jq;
 pub mod key;
 pub mod store;
 

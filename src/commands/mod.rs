@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` picks the store and dispatches.
 
 mod delete;
+mod edit;
 mod etag;
 mod get;
 mod list;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Etag(args) => etag::run(args, store.as_ref(), &mut out)?,
         Command::Set(args) => set::run(args, store.as_ref(), &mut out)?,
         Command::SetUnsafe(args) => set_unsafe::run(args, store.as_ref(), &mut out)?,
+        Command::Edit(args) => edit::run(args, store.as_ref(), &mut out)?,
         Command::Delete(args) => delete::run(args, store.as_ref())?,
         Command::List(args) => list::run(args, store.as_ref(), &mut out)?,
     }

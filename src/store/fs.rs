@@ -16,6 +16,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,13 +24,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use fd_lock::RwLock;
 
+use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
 use crate::error::Error;
+use crate::faults;
 use crate::key::Key;
 use crate::store::{Details, Entry, Precondition, Store};
 
 /// The store's own directory; its leading `.` puts it out of every key's reach.
 const INTERNAL_DIR: &str = ".etagstore";
+/// How old a temporary file must be before a later write may remove it
+/// (and only if the process that made it is gone).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 /// The longest pause between two attempts to take a lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
 
@@ -70,7 +76,9 @@ impl FsStore {
             .subsec_nanos();
         for attempt in 0u32.. {
             let path = tmp_dir.join(format!("{pid}-{nanos:09}-{attempt}.json"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let created = faults::check("temp-create")
+                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            match created {
                 Ok(file) => {
                     return Ok(TempFile {
                         path,
@@ -97,6 +105,7 @@ impl FsStore {
         let locks_dir = self.internal_path("locks");
         let path = locks_dir.join(format!("{}.lock", key.encoded()));
         let open = || {
+            faults::check("lock-create")?;
             OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -114,8 +123,7 @@ impl FsStore {
 
         let mut lock = RwLock::new(file);
         let deadline = Instant::now() + self.lock_timeout;
-        let mut pause = Duration::from_micros(200);
-        let mut jitter = Jitter::new();
+        let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
         loop {
             match lock.try_write() {
                 Ok(_guard) => return action(),
@@ -132,17 +140,14 @@ impl FsStore {
                 }
                 .into());
             }
-            thread::sleep(jitter.spread(pause).min(deadline - now));
-            pause = (pause * 2).min(MAX_LOCK_PAUSE);
+            thread::sleep(backoff.next_pause().min(deadline - now));
         }
     }
 
     /// The ETag of the document at `path` now, `None` if it does not exist.
     fn current_etag(&self, path: &Path) -> Result<Option<String>> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        let Some(mut file) = open_document(path)? else {
+            return Ok(None);
         };
         let copied = document::copy_hashed(&mut file, &mut io::sink())
             .map_err(|e| copy_error(e, path))
@@ -152,7 +157,11 @@ impl FsStore {
 
     /// fsyncs the store directory, so a rename or unlink survives power loss.
     fn sync_dir(&self) -> Result<()> {
-        File::open(&self.dir)
+        if faults::skip_fsync() {
+            return Ok(());
+        }
+        faults::check("dir-fsync")
+            .and_then(|()| File::open(&self.dir))
             .and_then(|dir| dir.sync_all())
             .with_context(|| format!("cannot sync the store directory '{}'", self.dir.display()))
     }
@@ -161,23 +170,25 @@ impl FsStore {
 impl Store for FsStore {
     fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
         let path = self.document_path(key);
-        match File::open(&path) {
-            Ok(file) => {
-                let name = format!("'{}'", path.display());
-                Ok(Some(Box::new(document::Named::new(file, name))))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
-        }
+        Ok(open_document(&path)?.map(|file| {
+            let name = format!("'{}'", path.display());
+            Box::new(document::Named::new(file, name)) as Box<dyn Read>
+        }))
     }
 
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
         let mut temp = self.create_temp()?;
+        let mut writer = faults::FaultyWriter {
+            file: temp.file(),
+            written_short: false,
+        };
         let copied =
-            document::copy_validated(input, temp.file()).map_err(|e| copy_error(e, &temp.path))?;
-        temp.file()
-            .sync_all()
-            .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
+            document::copy_validated(input, &mut writer).map_err(|e| copy_error(e, &temp.path))?;
+        if !faults::skip_fsync() {
+            faults::check("fsync")
+                .and_then(|()| temp.file().sync_all())
+                .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
+        }
 
         let path = self.document_path(key);
         // A write that needs an existing document fails here, without the
@@ -195,9 +206,12 @@ impl Store for FsStore {
             let current = self.current_etag(&path)?;
             precondition.check(key, current.as_deref())?;
             temp.persist(&path)?;
-            self.sync_dir()?;
-            Ok(copied.etag)
-        })
+            // Readers may already see the new document: it is not rolled back.
+            self.sync_dir()
+                .context("the document was replaced, but may not survive a power loss")
+        })?;
+        self.remove_stale_temps();
+        Ok(copied.etag)
     }
 
     fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()> {
@@ -212,7 +226,8 @@ impl Store for FsStore {
             if current.is_some() {
                 fs::remove_file(&path)
                     .with_context(|| format!("cannot delete '{}'", path.display()))?;
-                self.sync_dir()?;
+                self.sync_dir()
+                    .context("the document was deleted, but may come back after a power loss")?;
             }
             Ok(())
         })
@@ -253,12 +268,40 @@ impl Store for FsStore {
 }
 
 impl FsStore {
+    /// Removes temporary files that a killed writer left behind: older than
+    /// `STALE_TEMP_AGE` and named after a process that no longer runs. Best
+    /// effort, after the write, outside the lock.
+    fn remove_stale_temps(&self) {
+        let tmp_dir = self.internal_path("tmp");
+        let Ok(entries) = fs::read_dir(&tmp_dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.split('-').next())
+                .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            else {
+                continue;
+            };
+            let old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| {
+                    now.duration_since(modified).unwrap_or_default() > STALE_TEMP_AGE
+                });
+            if old && !process_is_alive(pid) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// ETag, size and time of one document, from one open file.
     fn details(&self, path: &Path) -> Result<Option<Details>> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        let Some(mut file) = open_document(path)? else {
+            return Ok(None);
         };
         let modified = file
             .metadata()
@@ -275,15 +318,66 @@ impl FsStore {
     }
 }
 
-/// Creates the store directory and one of its internal directories.
+/// Opens a document file for reading, `None` if it does not exist. A
+/// symbolic link is refused, never followed: it could lead out of the store.
+fn open_document(path: &Path) -> Result<Option<File>> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(anyhow::anyhow!(
+            "'{}' is a symbolic link; etagstore does not follow links out of the store \
+             (remove it, or replace it with the document itself)",
+            path.display()
+        )),
+        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    }
+}
+
+/// Creates the store directory and one of its internal directories. When
+/// that creates the store, the directories that now hold it are fsynced too,
+/// or the first document could vanish with its new directory on power loss.
 fn create_store_dir(store: &Path, internal: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut existing = store;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        missing.push(existing);
+        existing = existing.parent().unwrap_or(Path::new(""));
+    }
     fs::create_dir_all(internal).with_context(|| {
         if store.exists() && !store.is_dir() {
             format!("the store '{}' is not a directory", store.display())
         } else {
             format!("cannot create the store directory '{}'", internal.display())
         }
-    })
+    })?;
+    if missing.is_empty() || faults::skip_fsync() {
+        return Ok(());
+    }
+    // Each new directory's entry lives in its parent: sync the parents, from
+    // the one that existed down to the store's own (the store itself is
+    // synced after every write).
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    for dir in std::iter::once(existing).chain(missing[1..].iter().rev().copied()) {
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot sync '{}'", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn process_is_alive(pid: libc::pid_t) -> bool {
+    // Signal 0 checks that the process exists without touching it.
+    // SAFETY: kill with signal 0 sends nothing and has no memory effects.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 fn exists(path: &Path) -> Result<bool> {
@@ -319,13 +413,15 @@ impl TempFile {
     }
 
     fn persist(&mut self, target: &Path) -> Result<()> {
-        fs::rename(&self.path, target).with_context(|| {
-            format!(
-                "cannot rename '{}' to '{}'",
-                self.path.display(),
-                target.display()
-            )
-        })?;
+        faults::check("rename")
+            .and_then(|()| fs::rename(&self.path, target))
+            .with_context(|| {
+                format!(
+                    "cannot rename '{}' to '{}'",
+                    self.path.display(),
+                    target.display()
+                )
+            })?;
         self.file = None;
         Ok(())
     }
@@ -336,27 +432,6 @@ impl Drop for TempFile {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// Spreads waits between 50% and 150% so racing writers do not retry in step.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Jitter {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        Jitter(nanos ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-
-    fn spread(&mut self, pause: Duration) -> Duration {
-        // xorshift64: plenty for jitter, no dependency.
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        pause.mul_f64(0.5 + (self.0 % 1000) as f64 / 1000.0)
     }
 }
 

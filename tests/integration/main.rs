@@ -3,6 +3,8 @@
 mod common;
 // The command-line contract: outputs, exit codes, one `error:` line.
 mod contract;
+// edit: the editor, command and jq modes, conflicts and races.
+mod edit;
 // ETags and preconditions on `set` and `delete`.
 mod etags;
 // Failures outside the document: I/O, a store that is a file, held locks.

@@ -1,0 +1,300 @@
+//! `edit KEY [--jq FILTER | -- CMD ARGS…]`: read, change, write back
+//! conditionally, and retry on conflict, so scripts need no loop of their own.
+//!
+//! The key's lock is never held while the editor or CMD runs: the write is a
+//! compare-and-swap on the ETag that was read, like `set --etag`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::backoff::Backoff;
+use crate::cli::EditArgs;
+use crate::commands::get::not_found;
+use crate::document;
+use crate::error::Error;
+use crate::jq;
+use crate::key::Key;
+use crate::store::{Precondition, Store};
+
+/// The first pause after a conflict, and the longest.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(2);
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How the new document is made from the current one.
+enum Change {
+    Editor,
+    Command(Vec<String>),
+    Filter(jq::Filter),
+}
+
+/// The document as read: its bytes and ETag ("" when it does not exist).
+struct Current {
+    bytes: Vec<u8>,
+    etag: String,
+    exists: bool,
+}
+
+pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
+    let key = Key::new(&args.key)?;
+    if let Some(default) = &args.default {
+        document::validate(default.as_bytes()).context("--default")?;
+    }
+    let change = if let Some(code) = &args.jq {
+        Change::Filter(jq::Filter::new(code, filter_vars(args)?)?)
+    } else if !args.command.is_empty() {
+        Change::Command(args.command.clone())
+    } else {
+        Change::Editor
+    };
+
+    if let Change::Editor = change {
+        let current = read(store, &key, args.default.as_deref())?;
+        let etag = edit_in_editor(store, &key, &current)?;
+        writeln!(out, "{etag}")?;
+        return Ok(());
+    }
+
+    let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
+    let mut retries_left = args.retries;
+    loop {
+        let current = read(store, &key, args.default.as_deref())?;
+        let new = match &change {
+            Change::Filter(filter) => {
+                let new = filter.apply(&current.bytes)?;
+                if current.exists && same_value(&current.bytes, &new) {
+                    writeln!(out, "{}", current.etag)?;
+                    return Ok(());
+                }
+                new
+            }
+            Change::Command(command) => run_command(command, &current.bytes)?,
+            Change::Editor => unreachable!("handled above"),
+        };
+        if current.exists && new == current.bytes {
+            writeln!(out, "{}", current.etag)?;
+            return Ok(());
+        }
+        match store.put(&key, &mut new.as_slice(), &precondition(&current)) {
+            Ok(etag) => {
+                writeln!(out, "{etag}")?;
+                return Ok(());
+            }
+            Err(e) if is_conflict(&e) && retries_left > 0 => {
+                retries_left -= 1;
+                thread::sleep(backoff.next_pause());
+            }
+            Err(e) if is_conflict(&e) => {
+                return Err(e.context(format!("edit gave up after {} retries", args.retries)))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read(store: &dyn Store, key: &Key, default: Option<&str>) -> Result<Current> {
+    match store.open(key)? {
+        Some(mut reader) => {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes)?;
+            let etag = document::etag_of(&bytes);
+            Ok(Current {
+                bytes,
+                etag,
+                exists: true,
+            })
+        }
+        None => match default {
+            Some(default) => Ok(Current {
+                bytes: default.as_bytes().to_vec(),
+                etag: String::new(),
+                exists: false,
+            }),
+            None => Err(not_found(key)),
+        },
+    }
+}
+
+/// Write only over what was read; a missing key is created, once.
+fn precondition(current: &Current) -> Precondition {
+    if current.exists {
+        Precondition::Matches(current.etag.clone())
+    } else {
+        Precondition::Missing
+    }
+}
+
+fn is_conflict(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<Error>(),
+        Some(Error::PreconditionFailed { .. })
+    )
+}
+
+/// Whether a filter's output is the same JSON value as the input (so `.`
+/// or `.n |= .` is no change even though jq's layout differs from the file's).
+fn same_value(old: &[u8], new: &[u8]) -> bool {
+    match (
+        jaq_json::read::parse_single(old),
+        jaq_json::read::parse_single(new),
+    ) {
+        (Ok(old), Ok(new)) => old == new,
+        _ => false,
+    }
+}
+
+fn filter_vars(args: &EditArgs) -> Result<Vec<(String, jaq_json::Val)>> {
+    let strings = args.arg.chunks(2).map(|pair| {
+        let value = jaq_json::Val::from(pair[1].clone());
+        Ok((pair[0].clone(), value))
+    });
+    let json = args
+        .argjson
+        .chunks(2)
+        .map(|pair| Ok((pair[0].clone(), jq::parse_json(&pair[0], &pair[1])?)));
+    strings.chain(json).collect()
+}
+
+/// Runs CMD without a shell, the document on its stdin; returns its stdout.
+fn run_command(command: &[String], input: &[u8]) -> Result<Vec<u8>> {
+    let name = &command[0];
+    let mut child = Command::new(name)
+        .args(&command[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot run '{name}'; nothing written"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut output = Vec::new();
+    // Feed stdin from a second thread: a command that writes before it has
+    // read everything would otherwise block on a full pipe, and so would we.
+    let read = thread::scope(|scope| {
+        scope.spawn(move || {
+            // A command that does not read its input closes the pipe early: fine.
+            let _ = stdin.write_all(input);
+        });
+        stdout.read_to_end(&mut output)
+    });
+    let status = child.wait()?;
+    read.with_context(|| format!("cannot read the output of '{name}'"))?;
+    if !status.success() {
+        return Err(anyhow!("'{name}' failed ({status}); nothing written"));
+    }
+    document::validate(&output)
+        .with_context(|| format!("'{name}' wrote no valid document; nothing written"))?;
+    Ok(output)
+}
+
+/// Opens the editor on a copy of the document and writes the result back.
+/// Whatever the person wrote is kept in the copy unless it is written.
+fn edit_in_editor(store: &dyn Store, key: &Key, current: &Current) -> Result<String> {
+    let path = edit_file(key, &current.bytes)?;
+    let editor = run_editor(&path);
+    let edited = editor.and_then(|()| {
+        fs::read(&path).with_context(|| format!("cannot read '{}'", path.display()))
+    });
+    let edited = match edited {
+        Ok(edited) => edited,
+        Err(e) => {
+            // The editor failed or was aborted: like `git commit`, nothing is written.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    if current.exists && edited == current.bytes {
+        let _ = fs::remove_file(&path);
+        return Ok(current.etag.clone());
+    }
+    let written = document::validate(&edited)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| store.put(key, &mut edited.as_slice(), &precondition(current)));
+    match written {
+        Ok(etag) => {
+            let _ = fs::remove_file(&path);
+            Ok(etag)
+        }
+        Err(e) => {
+            let etag_now = match e.downcast_ref::<Error>() {
+                Some(Error::PreconditionFailed { found, .. }) => found.clone(),
+                _ => current.etag.clone(),
+            };
+            Err(kept(e, key, &path, &etag_now))
+        }
+    }
+}
+
+/// Adds to an error where the person's edit is kept and how to apply it.
+fn kept(error: anyhow::Error, key: &Key, path: &Path, etag: &str) -> anyhow::Error {
+    let path = path.display().to_string();
+    let hint = format!(
+        "your edit is kept in {path}; apply it with: etagstore set {} -f {} --etag {}",
+        shell_words::quote(key.as_str()),
+        shell_words::quote(&path),
+        shell_words::quote(etag),
+    );
+    match error.downcast::<Error>() {
+        Ok(typed) => Error::Hinted {
+            error: Box::new(typed),
+            hint,
+        }
+        .into(),
+        Err(other) => anyhow!("{other:#}; {hint}"),
+    }
+}
+
+/// A copy of the document in the temporary directory, named after the key
+/// and ending in `.json` so editors highlight it.
+fn edit_file(key: &Key, bytes: &[u8]) -> Result<PathBuf> {
+    let stem: String = key.encoded().chars().take(100).collect();
+    let dir = std::env::temp_dir();
+    for attempt in 0u32.. {
+        let path = dir.join(format!(
+            "etagstore-edit-{stem}-{}-{attempt}.json",
+            std::process::id()
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                file.write_all(bytes)
+                    .with_context(|| format!("cannot write '{}'", path.display()))?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create '{}'", path.display())),
+        }
+    }
+    unreachable!("the attempt counter is unbounded")
+}
+
+/// Runs `$VISUAL`, else `$EDITOR`, else `vi` on `path`. The variable may
+/// hold arguments (`code --wait`); it is split like a shell would, but no
+/// shell ever sees the path.
+fn run_editor(path: &Path) -> Result<()> {
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| "vi".to_string());
+    let words = shell_words::split(&editor)
+        .map_err(|e| anyhow!("cannot split the editor command {editor:?}: {e}"))?;
+    let (program, args) = words
+        .split_first()
+        .ok_or_else(|| anyhow!("the editor command {editor:?} is empty"))?;
+    let status = Command::new(program)
+        .args(args)
+        .arg(path)
+        .status()
+        .with_context(|| format!("cannot run the editor '{program}'; nothing written"))?;
+    if !status.success() {
+        return Err(anyhow!(
+            "the editor '{program}' failed ({status}); nothing written"
+        ));
+    }
+    Ok(())
+}
