@@ -1,5 +1,6 @@
 //! The command-line interface: the whole clap definition, and no logic.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -157,7 +158,7 @@ pub struct InputArgs {
 
     /// The document as an argument; '-' or nothing reads standard input
     #[arg(conflicts_with = "file")]
-    pub value: Option<String>,
+    pub value: Option<OsString>,
 
     /// Read the document from FILE
     #[arg(short, long, value_name = "FILE")]

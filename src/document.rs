@@ -354,7 +354,7 @@ impl Checker {
         }
         match self.state {
             State::Done => Ok(()),
-            State::Zero | State::Int | State::Frac | State::ExpInt => {
+            State::Zero | State::Int | State::Frac | State::ExpInt if self.depth == 0 => {
                 self.end = Some(self.offset);
                 self.state = State::Done;
                 Ok(())
@@ -702,6 +702,10 @@ mod tests {
             b"\"bad \\x escape\"",
             b"\"\\u12G4\"",
             b"[1}",
+            b"[1",
+            b"{\"a\": 1",
+            b"[1e5",
+            b"{\"a\":[0",
             b"{]",
             b"\0",
             b"{}\0",

@@ -47,12 +47,13 @@ impl fmt::Display for Error {
                 let found = if found.is_empty() {
                     "the key does not exist".to_string()
                 } else {
-                    format!("the current ETag is \"{found}\"")
+                    format!("the current ETag is {found:?}")
                 };
                 write!(
                     f,
-                    "precondition failed for key {key:?}: --etag \"{given}\" but {found}; \
-                     re-read the document and retry"
+                    "precondition failed for key {key:?}: --etag \"{}\" but {found}; \
+                     re-read the document and retry",
+                    escape_controls(given)
                 )
             }
             Error::NotFound { key } => write!(f, "key not found: {key:?}"),
@@ -67,6 +68,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The text with control characters escaped, so an error stays one line;
+/// everything else as the user typed it.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 
 /// The exit code for any error: the first typed `Error` in the chain, else 1.
 pub fn exit_code(error: &anyhow::Error) -> u8 {

@@ -18,7 +18,8 @@ use crate::store;
 
 /// Runs the parsed command line, writing its data to standard output.
 pub fn run(cli: Cli) -> Result<()> {
-    let store = store::open(&cli.store, Duration::from_secs_f64(cli.lock_timeout))?;
+    let lock_timeout = Duration::try_from_secs_f64(cli.lock_timeout).unwrap_or(Duration::MAX);
+    let store = store::open(&cli.store, lock_timeout)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match &cli.command {

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result};
 
@@ -34,6 +35,7 @@ pub fn write(
             let mut reader = Named::new(file, format!("'{}'", path.display()));
             store.put(&key, &mut reader, precondition)?
         }
+        // Taken as bytes, so a VALUE that is not UTF-8 is an invalid document (exit 6).
         (Some(value), None) if value != "-" => {
             store.put(&key, &mut value.as_bytes(), precondition)?
         }

@@ -122,7 +122,8 @@ impl FsStore {
         .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
 
         let mut lock = RwLock::new(file);
-        let deadline = Instant::now() + self.lock_timeout;
+        // A timeout too large for the clock means: wait as long as it takes.
+        let deadline = Instant::now().checked_add(self.lock_timeout);
         let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
         loop {
             match lock.try_write() {
@@ -133,14 +134,15 @@ impl FsStore {
                 }
             }
             let now = Instant::now();
-            if now >= deadline {
+            let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
+            if left.is_zero() {
                 return Err(Error::LockTimeout {
                     key: key.as_str().to_string(),
                     seconds: self.lock_timeout.as_secs_f64(),
                 }
                 .into());
             }
-            thread::sleep(backoff.next_pause().min(deadline - now));
+            thread::sleep(backoff.next_pause().min(left));
         }
     }
 
@@ -203,8 +205,11 @@ impl Store for FsStore {
         }
 
         self.with_lock(key, || {
-            let current = self.current_etag(&path)?;
-            precondition.check(key, current.as_deref())?;
+            // Last writer wins needs no look at the current document.
+            if *precondition != Precondition::Any {
+                let current = self.current_etag(&path)?;
+                precondition.check(key, current.as_deref())?;
+            }
             temp.persist(&path)?;
             // Readers may already see the new document: it is not rolled back.
             self.sync_dir()
