@@ -54,36 +54,18 @@ pub enum CopyError {
 
 /// Copies `input` to `output` as it is: no hash, no validation.
 pub fn copy(input: &mut dyn Read, output: &mut dyn Write) -> Result<u64, CopyError> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut len = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => return Ok(len),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        output.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        len += n as u64;
-    }
+    pump(input, |chunk, _| {
+        output.write_all(chunk).map_err(CopyError::Write)
+    })
 }
 
 /// Copies `input` to `output`, hashing on the way; no validation.
 pub fn copy_hashed(input: &mut dyn Read, output: &mut dyn Write) -> Result<Copied, CopyError> {
-    let mut buf = vec![0u8; CHUNK];
     let mut md5 = Md5::new();
-    let mut len = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        md5.update(&buf[..n]);
-        output.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        len += n as u64;
-    }
+    let len = pump(input, |chunk, _| {
+        md5.update(chunk);
+        output.write_all(chunk).map_err(CopyError::Write)
+    })?;
     Ok(Copied {
         etag: hex(&md5.finalize()),
         len,
@@ -93,48 +75,56 @@ pub fn copy_hashed(input: &mut dyn Read, output: &mut dyn Write) -> Result<Copie
 /// Copies `input` to `output`, hashing and checking that the bytes are
 /// exactly one JSON value in UTF-8. Stops at the first invalid byte.
 pub fn copy_validated(input: &mut dyn Read, output: &mut dyn Write) -> Result<Copied, CopyError> {
-    let mut checker = Checker::new();
-    copy_checked(input, &mut checker, |chunk, _| output.write_all(chunk))
+    copy_checked(input, |chunk, _| output.write_all(chunk))
 }
 
 /// Copies a stored document into `output` without its surrounding
 /// whitespace, for embedding in an envelope; the ETag covers all the bytes.
 pub fn copy_value(input: &mut dyn Read, output: &mut dyn Write) -> Result<Copied, CopyError> {
-    let mut checker = Checker::new();
-    copy_checked(input, &mut checker, |chunk, span| {
+    copy_checked(input, |chunk, span| {
         output.write_all(&chunk[span.0..span.1])
     })
 }
 
-/// The shared loop: `sink` gets each chunk and the part of it that lies
-/// inside the JSON value.
+/// Checks and hashes while copying: `sink` gets each chunk and the part of
+/// it that lies inside the JSON value.
 fn copy_checked(
     input: &mut dyn Read,
-    checker: &mut Checker,
     mut sink: impl FnMut(&[u8], (usize, usize)) -> io::Result<()>,
 ) -> Result<Copied, CopyError> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut checker = Checker::new();
     let mut md5 = Md5::new();
-    let mut len = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        let chunk = &buf[..n];
+    let len = pump(input, |chunk, offset| {
         checker.feed(chunk).map_err(CopyError::Invalid)?;
         md5.update(chunk);
-        let span = checker.span_in(len, n);
-        sink(chunk, span).map_err(CopyError::Write)?;
-        len += n as u64;
-    }
+        let span = checker.span_in(offset, chunk.len());
+        sink(chunk, span).map_err(CopyError::Write)
+    })?;
     checker.finish().map_err(CopyError::Invalid)?;
     Ok(Copied {
         etag: hex(&md5.finalize()),
         len,
     })
+}
+
+/// The one read loop: hands each chunk and its offset to `each`, returns
+/// the number of bytes read.
+fn pump(
+    input: &mut dyn Read,
+    mut each: impl FnMut(&[u8], u64) -> Result<(), CopyError>,
+) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(len),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        each(&buf[..n], len)?;
+        len += n as u64;
+    }
 }
 
 /// Holds bytes until they can be written out: in memory up to
