@@ -204,3 +204,55 @@ pub fn running_as_root() -> bool {
     let out = std::process::Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
+
+impl Snapshot {
+    /// The paths added, removed or changed since `before`, sorted.
+    pub fn changed_since(&self, before: &Snapshot) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .0
+            .iter()
+            .filter(|(path, entry)| before.0.get(*path) != Some(*entry))
+            .chain(
+                before
+                    .0
+                    .iter()
+                    .filter(|(path, _)| !self.0.contains_key(*path)),
+            )
+            .map(|(path, _)| path.clone())
+            .collect();
+        paths.sort();
+        paths
+    }
+}
+
+/// `chattr +i` on a directory until dropped: not even root can then create,
+/// rename or remove entries in it. Drop it before the `TestStore`, or the
+/// temporary directory cannot be removed.
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None`, with a visible message, where `chattr` fails (not root, not
+    /// a file system with the attribute).
+    pub fn set(dir: &Path) -> Option<Immutable> {
+        let out = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Immutable(dir.to_path_buf())),
+            other => {
+                eprintln!("skipped: chattr +i {} failed: {other:?}", dir.display());
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -7,11 +7,17 @@ mod contract;
 mod edit;
 // ETags and preconditions on `set` and `delete`.
 mod etags;
+// I/O faults, injected and real: exit 1, one error naming the step, nothing changed.
+mod faults;
 // Failures outside the document: I/O, a store that is a file, held locks.
 mod failures;
+// Hostile input, one table: documented exit codes, nothing changed or created outside.
+mod hostile;
 // Input documents: exit 6 for anything but one JSON value, byte-for-byte storage.
 mod input;
 // Keys: awkward keys stay inside the store, invalid keys exit 2.
 mod keys;
+// Readers under writers of a 1 KiB and a 10 MiB document: whole reads, matching ETags.
+mod readers;
 // Real processes racing: one winner, no lost update, no torn read, per-key locks.
 mod races;
