@@ -17,6 +17,8 @@ mod hostile;
 mod input;
 // Keys: awkward keys stay inside the store, invalid keys exit 2.
 mod keys;
+// Power cuts on a loop-mounted ext4 image: acknowledged writes survive; no fsync loses them.
+mod powercut;
 // Readers under writers of a 1 KiB and a 10 MiB document: whole reads, matching ETags.
 mod readers;
 // Real processes racing: one winner, no lost update, no torn read, per-key locks.
