@@ -3,6 +3,8 @@
 mod common;
 // The command-line contract: outputs, exit codes, one `error:` line.
 mod contract;
+// SIGKILL mid-write: the old or new document whole, no lock held, orphaned temps cleaned.
+mod crash;
 // edit: the editor, command and jq modes, conflicts and races.
 mod edit;
 // ETags and preconditions on `set` and `delete`.
