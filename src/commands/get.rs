@@ -20,7 +20,7 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     let (mut reader, exists): (Box<dyn Read>, bool) = match (store.open(&key)?, &args.default) {
         (Some(reader), _) => (reader, true),
         (None, Some(default)) => (Box::new(default.as_bytes()), false),
-        (None, None) => return Err(not_found(&key)),
+        (None, None) => return Err(not_found(&key, store)),
     };
     let etag = |copied: document::Copied| if exists { copied.etag } else { String::new() };
 
@@ -52,9 +52,19 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     Ok(())
 }
 
-pub fn not_found(key: &Key) -> anyhow::Error {
-    Error::NotFound {
-        key: key.as_str().to_string(),
+/// Exit 4, with the next step: where the store is missing, or how to create the key.
+pub fn not_found(key: &Key, store: &dyn Store) -> anyhow::Error {
+    let hint = store.missing_hint().unwrap_or_else(|| {
+        format!(
+            "create it with: etagstore set {} VALUE --etag ''",
+            shell_words::quote(key.as_str())
+        )
+    });
+    Error::Hinted {
+        error: Box::new(Error::NotFound {
+            key: key.as_str().to_string(),
+        }),
+        hint,
     }
     .into()
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
+use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::key::Key;
 
@@ -113,6 +114,52 @@ pub trait Store {
     /// The keys that start with `prefix`, sorted; with `details`, each
     /// entry's ETag, size and modification time.
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>>;
+
+    /// Why a key may be missing that the user can fix (the store itself is
+    /// missing, say), for the exit-4 hint.
+    fn missing_hint(&self) -> Option<String> {
+        None
+    }
+
+    /// Something to wait on until `key` may have changed. Made before the
+    /// first look at the key, so that no change after that look is missed.
+    /// The default polls.
+    fn watch(&self, _key: &Key) -> Result<Box<dyn Waiter>> {
+        Ok(Box::new(Poller::new()))
+    }
+}
+
+/// Waits for a possible change of a key (a wake-up may be spurious: the
+/// caller looks again).
+pub trait Waiter {
+    /// Returns after a possible change, or after `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Result<()>;
+}
+
+/// Polling with backoff from 20 ms to 500 ms: for stores without change
+/// notifications.
+pub struct Poller(Backoff);
+
+impl Poller {
+    pub fn new() -> Poller {
+        Poller(Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(500),
+        ))
+    }
+}
+
+impl Default for Poller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Waiter for Poller {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        std::thread::sleep(self.0.next_pause().min(timeout));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ mod contract;
 mod crash;
 // edit: the editor, command and jq modes, conflicts and races.
 mod edit;
+// watch, export/import, completions, the man page and the hints on error lines.
+mod ergonomics;
 // ETags and preconditions on `set` and `delete`.
 mod etags;
 // I/O faults, injected and real: exit 1, one error naming the step, nothing changed.
