@@ -11,10 +11,12 @@ use anyhow::Result;
 use crate::cli::ExportArgs;
 use crate::commands::get::output_error;
 use crate::document::{self, Spool};
+use crate::progress::Meter;
 use crate::store::Store;
 
 pub fn run(args: &ExportArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
     let prefix = args.prefix.as_deref().unwrap_or("");
+    let mut meter = Meter::new("export", None);
     for entry in store.list(prefix, false)? {
         let key = &entry.key;
         // Deleted since the listing: not part of the export.
@@ -22,7 +24,7 @@ pub fn run(args: &ExportArgs, store: &dyn Store, out: &mut dyn Write) -> Result<
             continue;
         };
         let mut shaped = Shaped::default();
-        let copied = document::copy_validated(&mut reader, &mut shaped)
+        let copied = document::copy_validated(&mut meter.reader(&mut reader), &mut shaped)
             .map_err(|e| output_error(e, "a temporary file"))?;
         let key_json = serde_json::to_string(key.as_str())?;
         write!(

@@ -9,6 +9,7 @@ use crate::cli::GetArgs;
 use crate::document::{self, CopyError, Spool};
 use crate::error::Error;
 use crate::key::Key;
+use crate::progress::Meter;
 use crate::store::Store;
 
 pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
@@ -27,7 +28,8 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     if let Some(path) = &args.output {
         let mut file =
             File::create(path).with_context(|| format!("cannot write '{}'", path.display()))?;
-        let copied = document::copy_hashed(&mut reader, &mut file)
+        let mut meter = Meter::new("get", None);
+        let copied = document::copy_hashed(&mut meter.reader(&mut reader), &mut file)
             .map_err(|e| output_error(e, &path.display().to_string()))?;
         writeln!(out, "{}", etag(copied))?;
     } else if args.json {

@@ -4,7 +4,7 @@
 //! import with exit 6, after the lines before it were written.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use crate::cli::ImportArgs;
 use crate::document;
 use crate::error::Error;
 use crate::key::Key;
+use crate::progress::Meter;
 use crate::store::{Precondition, Store};
 
 /// One line of `export` output.
@@ -28,12 +29,17 @@ struct Line<'a> {
 }
 
 pub fn run(args: &ImportArgs, store: &dyn Store) -> Result<()> {
-    let input: Box<dyn BufRead> = match &args.file {
-        Some(path) => Box::new(BufReader::new(
-            File::open(path).with_context(|| format!("cannot read '{}'", path.display()))?,
-        )),
-        None => Box::new(io::stdin().lock()),
+    let (input, size): (Box<dyn Read>, Option<u64>) = match &args.file {
+        Some(path) => {
+            let file =
+                File::open(path).with_context(|| format!("cannot read '{}'", path.display()))?;
+            let size = file.metadata().ok().map(|meta| meta.len());
+            (Box::new(file), size)
+        }
+        None => (Box::new(io::stdin().lock()), None),
     };
+    let mut meter = Meter::new("import", size);
+    let input: Box<dyn BufRead + '_> = Box::new(BufReader::new(meter.reader(input)));
     let precondition = if args.overwrite {
         Precondition::Any
     } else {
@@ -60,7 +66,7 @@ pub fn run(args: &ImportArgs, store: &dyn Store) -> Result<()> {
 }
 
 fn import_lines(
-    mut input: Box<dyn BufRead>,
+    mut input: Box<dyn BufRead + '_>,
     store: &dyn Store,
     precondition: &Precondition,
     imported: &mut u64,

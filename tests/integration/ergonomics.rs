@@ -357,3 +357,62 @@ fn error_lines_carry_the_next_step_for_codes_2_to_6() {
         .code(6)
         .stderr(predicate::str::contains("line 1, column 6").and(predicate::function(one_line)));
 }
+
+/// A document just over the 64 MiB at which a progress bar may appear.
+fn big_document(env: &TestStore) -> std::path::PathBuf {
+    let path = env.root().join("big.json");
+    let item = format!("\"{}\"", "x".repeat(1000));
+    let body = vec![item; 68 * 1024].join(",");
+    std::fs::write(&path, format!("[{body}]")).unwrap();
+    path
+}
+
+#[test]
+fn big_transfers_show_no_progress_when_stderr_is_not_a_terminal() {
+    let env = TestStore::new();
+    let big = big_document(&env);
+    let etag = md5_hex(&std::fs::read(&big).unwrap());
+    env.cmd()
+        .args(["set-unsafe", "big", "-f"])
+        .arg(&big)
+        .assert()
+        .success()
+        .stdout(format!("{etag}\n"))
+        .stderr("");
+    env.cmd()
+        .args(["get", "big", "-o"])
+        .arg(env.root().join("out.json"))
+        .assert()
+        .success()
+        .stdout(format!("{etag}\n"))
+        .stderr("");
+    let export = env.cmd().arg("export").output().unwrap();
+    assert!(export.status.success() && export.stderr.is_empty());
+}
+
+#[test]
+fn big_transfers_show_progress_on_a_terminal() {
+    // `script` gives the command a terminal; without it, there is nothing to show.
+    if Process::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED big_transfers_show_progress_on_a_terminal: no `script` (util-linux)");
+        return;
+    }
+    let env = TestStore::new();
+    let big = big_document(&env);
+    let command = format!(
+        "'{}' --store '{}' set-unsafe big -f '{}'",
+        TestStore::bin().display(),
+        env.store().display(),
+        big.display()
+    );
+    let out = Process::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("set [") && screen.contains("MiB"),
+        "{screen}"
+    );
+}
