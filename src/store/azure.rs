@@ -690,8 +690,17 @@ fn is_unsent(text: &str) -> bool {
         || text.contains("tcp connect")
 }
 
-/// Error text from the service may hold XML and newlines; an error is one line.
+/// Error text from the service may hold XML and newlines; an error is one
+/// line, and of an XML error body only its code is kept.
 fn one_line(text: &str) -> String {
+    let text = match (text.find("<?xml"), text.find("<Code>")) {
+        (Some(start), Some(code)) => {
+            let code = &text[code + "<Code>".len()..];
+            let code = code.split('<').next().unwrap_or("");
+            format!("{}{code}", &text[..start])
+        }
+        _ => text.to_string(),
+    };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -745,6 +754,10 @@ mod tests {
     #[test]
     fn errors_from_the_service_become_one_short_line() {
         assert_eq!(one_line("a\n  <b>\r\nc"), "a <b> c");
+        assert_eq!(
+            one_line("403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>AuthorizationFailure</Code><Message>long\n</Message></Error>"),
+            "403 Forbidden: AuthorizationFailure"
+        );
         assert_eq!(short(&"x".repeat(600)).chars().count(), 501);
     }
 }

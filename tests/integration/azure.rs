@@ -518,6 +518,45 @@ fn bad_credentials_are_exit_1_naming_account_and_container() {
 }
 
 #[test]
+fn a_sas_token_works_for_every_command_including_conditional_delete() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let sas = |cmd: &mut assert_cmd::Command| {
+        cmd.env_remove("AZURE_STORAGE_ACCOUNT_KEY")
+            .env("AZURE_STORAGE_SAS_KEY", azurite::account_sas());
+    };
+    let mut cmd = env.cmd();
+    sas(&mut cmd);
+    cmd.args(["set", "k", "[1]", "--etag", ""])
+        .assert()
+        .success()
+        .stdout(line(&md5_hex(b"[1]")))
+        .stderr("");
+    let mut cmd = env.cmd();
+    sas(&mut cmd);
+    cmd.args(["delete", "k", "--etag", &md5_hex(b"[2]")])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(one_error_line());
+    let mut cmd = env.cmd();
+    sas(&mut cmd);
+    cmd.args(["list", "-l"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(md5_hex(b"[1]")));
+    let mut cmd = env.cmd();
+    sas(&mut cmd);
+    cmd.args(["delete", "k", "--etag", &md5_hex(b"[1]")])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    env.cmd().args(["get", "k"]).assert().code(4).stdout("");
+}
+
+#[test]
 fn a_prefix_keeps_stores_apart_in_one_container() {
     let Some(env) = TestStore::azurite() else {
         return;

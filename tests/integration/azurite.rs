@@ -42,14 +42,7 @@ pub fn create_container(port: u16) -> String {
         "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
          /{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
     );
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(KEY)
-        .unwrap();
-    let tag = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
-        to_sign.as_bytes(),
-    );
-    let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+    let signature = sign(&to_sign);
     let status = request(
         port,
         "PUT",
@@ -63,6 +56,53 @@ pub fn create_container(port: u16) -> String {
     .expect("Azurite answers");
     assert!(status.contains(" 201 "), "create container: {status}");
     name
+}
+
+/// An account SAS for the emulator's account that allows everything on
+/// blobs until 2099, as a query string without the `?`.
+pub fn account_sas() -> String {
+    let (permissions, services, types, expiry, protocols, version) = (
+        "rwdlac",
+        "b",
+        "sco",
+        "2099-01-01T00:00:00Z",
+        "https,http",
+        "2021-08-06",
+    );
+    // Account SAS, version 2020-12-06 and later: the last line is the
+    // (empty) encryption scope.
+    let to_sign = format!(
+        "{ACCOUNT}\n{permissions}\n{services}\n{types}\n\n{expiry}\n\n{protocols}\n{version}\n\n"
+    );
+    let signature = sign(&to_sign);
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "sv={version}&ss={services}&srt={types}&sp={permissions}&se={}&spr={}&sig={}",
+        encode(expiry),
+        encode(protocols),
+        encode(&signature)
+    )
+}
+
+/// Base64 of the HMAC-SHA256 of `text` under the emulator's key.
+fn sign(text: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(KEY)
+        .unwrap();
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        text.as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
 /// Sends one request; returns the status line.
