@@ -33,6 +33,8 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
+mod listing;
+
 use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::key::Key;
@@ -127,8 +129,11 @@ pub struct AzureStore {
     prefix: String,
     account: String,
     container: String,
-    /// The container's URL, for the DELETE of a store authorised by a SAS token.
+    /// The container's URL, for the requests object_store cannot send.
     container_url: String,
+    /// How `list -l` signs its own List Blobs request; `None`: one
+    /// properties read a key instead.
+    list_auth: Option<listing::ListAuth>,
 }
 
 /// What a properties read found: the blob's MD5 and the service's ETag.
@@ -175,6 +180,8 @@ impl AzureStore {
             format!("{}/{}", base.trim_end_matches('/'), address.container)
         };
 
+        let list_auth = listing::ListAuth::from_config(&builder, emulator);
+
         let options = ClientOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
@@ -204,12 +211,16 @@ impl AzureStore {
                 .with_http_connector(Shared(http.clone()))
                 .build()
                 .map_err(|e| {
+                    let what = if account.is_empty() {
+                        "no storage account is set".to_string()
+                    } else {
+                        format!("account '{account}': {}", one_line(&e.to_string()))
+                    };
                     anyhow!(
-                        "cannot open the Azure container '{}' of account '{account}': {}; \
+                        "cannot open the Azure container '{}', {what}; \
                          set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY \
                          (or a SAS token, or AZURE_STORAGE_USE_EMULATOR=true for Azurite)",
                         address.container,
-                        one_line(&e.to_string())
                     )
                 })
         };
@@ -224,6 +235,7 @@ impl AzureStore {
             account,
             container: address.container,
             container_url,
+            list_auth,
         })
     }
 
@@ -320,23 +332,33 @@ impl AzureStore {
             _ => "other",
         };
         match kind {
-            "container" => anyhow!(
-                "the container '{container}' does not exist in the Azure storage account \
-                 '{account}'; create it (az storage container create --account-name {account} \
-                 --name {container}) or fix --store"
-            ),
-            "auth" => anyhow!(
-                "the Azure storage account '{account}' refused access to the container \
-                 '{container}' ({}); check AZURE_STORAGE_ACCOUNT_NAME and \
-                 AZURE_STORAGE_ACCOUNT_KEY or the SAS token",
-                short(&text)
-            ),
+            "container" => self.container_missing(),
+            "auth" => self.refused(&text),
             _ => anyhow!(
                 "cannot {action} '{path}' in the Azure container '{container}' of account \
                  '{account}': {}",
                 short(&text)
             ),
         }
+    }
+
+    fn container_missing(&self) -> anyhow::Error {
+        let (account, container) = (&self.account, &self.container);
+        anyhow!(
+            "the container '{container}' does not exist in the Azure storage account \
+             '{account}'; create it (az storage container create --account-name {account} \
+             --name {container}) or fix --store"
+        )
+    }
+
+    fn refused(&self, detail: &str) -> anyhow::Error {
+        anyhow!(
+            "the Azure storage account '{}' refused access to the container '{}' ({}); \
+             check AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY or the SAS token",
+            self.account,
+            self.container,
+            short(detail)
+        )
     }
 
     /// A write failed. Unless the request never left (no connection), its
@@ -495,6 +517,9 @@ impl AzureStore {
     }
 
     async fn list_async(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
+        if let (true, Some(auth)) = (details, &self.list_auth) {
+            return self.list_with_details(auth, prefix).await;
+        }
         let root = (!self.prefix.is_empty()).then(|| BlobPath::from(self.prefix.as_str()));
         let listed: Vec<object_store::ObjectMeta> = self
             .reads
@@ -504,26 +529,91 @@ impl AzureStore {
             .map_err(|e| self.error(e, "list", root.as_ref().unwrap_or(&BlobPath::default())))?;
         let mut keys: Vec<Key> = listed
             .iter()
-            .filter_map(|meta| {
-                let name = meta.location.as_ref();
-                let name = if self.prefix.is_empty() {
-                    name
-                } else {
-                    name.strip_prefix(self.prefix.as_str())?.strip_prefix('/')?
-                };
-                // Only blobs directly under the prefix, named as a key encodes.
-                Key::from_file_name(name).filter(|key| key.as_str().starts_with(prefix))
-            })
+            .filter_map(|meta| self.key_of(meta.location.as_ref(), prefix))
             .collect();
         keys.sort();
-        if !details {
-            return Ok(keys
+        if details {
+            self.read_details(keys).await
+        } else {
+            Ok(keys
                 .into_iter()
                 .map(|key| Entry { key, details: None })
-                .collect());
+                .collect())
         }
-        // The listing carries no MD5 in object_store 0.14: one properties
-        // read a key, a few at a time, as `list -l` opens each file on disk.
+    }
+
+    /// `list -l` from the listing itself: MD5 (metadata), size and time of
+    /// each blob come from the same entry of one List Blobs response.
+    async fn list_with_details(
+        &self,
+        auth: &listing::ListAuth,
+        prefix: &str,
+    ) -> Result<Vec<Entry>> {
+        let blob_prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let listed = listing::list(
+            &self.http,
+            auth,
+            &self.container_url,
+            &self.account,
+            &blob_prefix,
+            MD5_METADATA,
+            READ_RETRIES,
+        )
+        .await
+        .map_err(|e| match e {
+            listing::ListError::ContainerMissing => self.container_missing(),
+            listing::ListError::Refused(detail) => self.refused(&detail),
+            listing::ListError::Other(why) => anyhow!(
+                "cannot list the Azure container '{}' of account '{}': {}",
+                self.container,
+                self.account,
+                short(&one_line(&why))
+            ),
+        })?;
+        let mut entries = Vec::new();
+        let mut unhashed = Vec::new();
+        for blob in listed {
+            let Some(key) = self.key_of(&blob.name, prefix) else {
+                continue;
+            };
+            match blob.md5.filter(|md5| is_md5(md5)) {
+                Some(md5) => entries.push(Entry {
+                    key,
+                    details: Some(Details {
+                        etag: md5,
+                        size: blob.size,
+                        modified: blob.modified,
+                    }),
+                }),
+                // Written by another tool: read and hash it.
+                None => unhashed.push(key),
+            }
+        }
+        entries.extend(self.read_details(unhashed).await?);
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    /// The key a blob name under the store's prefix stands for, if it
+    /// starts with `prefix`: only blobs directly under the store's prefix,
+    /// named as a key encodes, are keys.
+    fn key_of(&self, name: &str, prefix: &str) -> Option<Key> {
+        let name = if self.prefix.is_empty() {
+            name
+        } else {
+            name.strip_prefix(self.prefix.as_str())?.strip_prefix('/')?
+        };
+        Key::from_file_name(name).filter(|key| key.as_str().starts_with(prefix))
+    }
+
+    /// ETag, size and time of each key from a properties read (hashing the
+    /// blob if it has no MD5), a few at a time, in the order given. A key
+    /// deleted meanwhile is left out.
+    async fn read_details(&self, keys: Vec<Key>) -> Result<Vec<Entry>> {
         let entries: Vec<Option<Entry>> = futures_util::stream::iter(keys)
             .map(|key| async move {
                 let current = self.current(&self.blob(&key)).await?;
@@ -539,7 +629,6 @@ impl AzureStore {
             .buffered(LIST_CONCURRENCY)
             .try_collect()
             .await?;
-        // A key deleted since the listing is left out.
         Ok(entries.into_iter().flatten().collect())
     }
 }

@@ -468,6 +468,20 @@ fn store_urls_that_are_malformed_exit_2() {
 }
 
 #[test]
+fn an_azure_store_without_an_account_is_exit_1_saying_what_to_set() {
+    TestStore::new()
+        .cmd_without_store()
+        .args(["--store", "az://docs", "get", "k"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(one_error_line())
+        .stderr(predicate::str::contains(
+            "cannot open the Azure container 'docs', no storage account is set; set AZURE_STORAGE_ACCOUNT_NAME",
+        ));
+}
+
+#[test]
 fn a_missing_container_is_exit_1_naming_account_and_container() {
     let Some(env) = TestStore::azurite() else {
         return;
@@ -554,6 +568,50 @@ fn a_sas_token_works_for_every_command_including_conditional_delete() {
         .stdout("")
         .stderr("");
     env.cmd().args(["get", "k"]).assert().code(4).stdout("");
+}
+
+#[test]
+fn a_blob_written_by_another_tool_is_hashed_on_read() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let azurite = env.azurite_store().unwrap().clone();
+    let doc = b"{\"from\": \"another tool\"}\n";
+    let etag = md5_hex(doc);
+    azurite::put_blob(azurite.port, &azurite.container, "other.json", doc);
+    env.cmd()
+        .args(["etag", "other"])
+        .assert()
+        .success()
+        .stdout(line(&etag));
+    env.cmd()
+        .args(["list", "-l"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "{etag}\t{}\t",
+            doc.len()
+        )));
+    env.cmd()
+        .args(["set", "other", "--etag", &md5_hex(b"stale")])
+        .write_stdin("1")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "the current ETag is \"{etag}\""
+        )));
+    env.cmd()
+        .args(["set", "other", "2", "--etag", &etag])
+        .assert()
+        .success()
+        .stdout(line(&md5_hex(b"2")));
+    // Not a key: another tool's blob whose name no key encodes to.
+    azurite::put_blob(azurite.port, &azurite.container, "notes.txt", b"hi");
+    env.cmd()
+        .args(["list"])
+        .assert()
+        .success()
+        .stdout("other\n");
 }
 
 #[test]

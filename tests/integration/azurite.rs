@@ -18,7 +18,7 @@ pub const KEY: &str =
 
 /// True if something answers HTTP on 127.0.0.1:`port`.
 pub fn answers(port: u16) -> bool {
-    request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[]).is_ok()
+    request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], b"").is_ok()
 }
 
 /// Creates a container with a name no other test uses; returns the name.
@@ -52,10 +52,37 @@ pub fn create_container(port: u16) -> String {
             ("x-ms-version", version),
             ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
         ],
+        b"",
     )
     .expect("Azurite answers");
     assert!(status.contains(" 201 "), "create container: {status}");
     name
+}
+
+/// Uploads a block blob the way another tool would: no etagstore metadata.
+pub fn put_blob(port: u16, container: &str, name: &str, body: &[u8]) {
+    let date = http_date(SystemTime::now());
+    let version = "2021-08-06";
+    let to_sign = format!(
+        "PUT\n\n\n{}\n\n\n\n\n\n\n\n\nx-ms-blob-type:BlockBlob\nx-ms-date:{date}\n\
+         x-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}/{name}",
+        body.len()
+    );
+    let signature = sign(&to_sign);
+    let status = request(
+        port,
+        "PUT",
+        &format!("/{ACCOUNT}/{container}/{name}"),
+        &[
+            ("x-ms-blob-type", "BlockBlob"),
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", version),
+            ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
+        ],
+        body,
+    )
+    .expect("Azurite answers");
+    assert!(status.contains(" 201 "), "put blob: {status}");
 }
 
 /// An account SAS for the emulator's account that allows everything on
@@ -111,18 +138,21 @@ fn request(
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
+    body: &[u8],
 ) -> std::io::Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut text = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
     );
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");
     stream.write_all(text.as_bytes())?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
