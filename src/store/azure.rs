@@ -28,8 +28,8 @@ use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestCo
 use object_store::path::Path as BlobPath;
 use object_store::signer::Signer;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt,
-    PutMode, PutOptions, PutPayload, PutPayloadMut, RetryConfig, UpdateVersion,
+    Attribute, Attributes, BackoffConfig, ClientConfigKey, ClientOptions, GetOptions, ObjectStore,
+    ObjectStoreExt, PutMode, PutOptions, PutPayload, PutPayloadMut, RetryConfig, UpdateVersion,
 };
 use tokio::runtime::Runtime;
 
@@ -158,9 +158,15 @@ impl AzureStore {
         if let Some(account) = &address.account {
             builder = builder.with_account(account);
         }
+        // The same spellings object_store accepts for true.
         let emulator = builder
             .get_config_value(&AzureConfigKey::UseEmulator)
-            .is_some_and(|value| value == "true");
+            .is_some_and(|value| {
+                matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "1" | "true" | "on" | "yes" | "y"
+                )
+            });
         let account = builder
             .get_config_value(&AzureConfigKey::AccountName)
             .or_else(|| emulator.then(|| EMULATOR_ACCOUNT.to_string()))
@@ -182,10 +188,22 @@ impl AzureStore {
 
         let list_auth = listing::ListAuth::from_config(&builder, emulator);
 
-        let options = ClientOptions::new()
+        // Bounded timeouts by default; client settings from the environment
+        // (AZURE_TIMEOUT, AZURE_PROXY_URL, AZURE_ALLOW_HTTP, …) still win.
+        let mut options = ClientOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
             .with_allow_http(emulator);
+        // As from_env() reads them: AZURE_ + the setting's name.
+        for (name, value) in std::env::vars() {
+            let name = name.to_ascii_lowercase();
+            let key = name
+                .strip_prefix("azure_")
+                .map(str::parse::<ClientConfigKey>);
+            if let Some(Ok(key)) = key {
+                options = options.with_config(key, value);
+            }
+        }
         // One client, so reads and writes share connections. Building it
         // needs the runtime's context (hyper looks for a reactor).
         let http = {
