@@ -341,12 +341,13 @@ impl AzureStore {
         let kind = match &error {
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => "auth",
+            // object_store keeps these statuses only as text.
             _ if text.contains("ContainerNotFound")
-                || (action == "list" && text.contains("404")) =>
+                || (action == "list" && text.contains("404 Not Found")) =>
             {
                 "container"
             }
-            _ if text.contains("401") || text.contains("403") => "auth",
+            _ if text.contains("401 Unauthorized") || text.contains("403 Forbidden") => "auth",
             _ => "other",
         };
         match kind {

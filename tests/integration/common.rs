@@ -37,12 +37,12 @@ impl TestStore {
     /// standard error, or a failure when CI=true (CI must run these tests).
     pub fn azurite() -> Option<TestStore> {
         if !crate::azurite::answers(crate::azurite::PORT) {
-            let message = "Azurite is not running on 127.0.0.1:10000 (start it with \
-                           scripts/azurite.sh start); skipping this Azure test";
+            let message = "Azurite is not running on 127.0.0.1:10000 \
+                           (start it with scripts/azurite.sh start)";
             if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!("{message}: CI=true, so this is a failure");
+                panic!("{message}; CI=true, so this Azure test fails instead of skipping");
             }
-            eprintln!("SKIPPED: {message}");
+            eprintln!("SKIPPED: {message}: skipping this Azure test");
             return None;
         }
         Some(TestStore::on_azurite(crate::azurite::PORT))
