@@ -568,10 +568,12 @@ impl AzureStore {
         auth: &listing::ListAuth,
         prefix: &str,
     ) -> Result<Vec<Entry>> {
+        // A key starts with PREFIX exactly when its encoding starts with
+        // PREFIX's encoding, so the service can filter.
         let blob_prefix = if self.prefix.is_empty() {
-            String::new()
+            crate::key::encode(prefix)
         } else {
-            format!("{}/", self.prefix)
+            format!("{}/{}", self.prefix, crate::key::encode(prefix))
         };
         let listed = listing::list(
             &self.http,

@@ -286,6 +286,24 @@ fn awkward_keys_round_trip_and_bad_keys_exit_2(env: &TestStore) {
     sorted.sort();
     let listing: String = sorted.iter().map(|k| format!("{k}\n")).collect();
     env.cmd().args(["list"]).assert().success().stdout(listing);
+    // PREFIX is a prefix of the key, whatever its encoding.
+    let dotted = env
+        .cmd()
+        .args(["list", "-l", "."])
+        .assert()
+        .success()
+        .stderr("");
+    let dotted = text(&dotted.get_output().stdout);
+    let dotted: Vec<&str> = dotted
+        .lines()
+        .map(|l| l.rsplit('\t').next().unwrap())
+        .collect();
+    assert_eq!(dotted, ["..", ".hidden"]);
+    env.cmd()
+        .args(["list", "--json", "caf\u{e9}"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"key\":\"caf\u{e9} menu\""));
     let long_key = "k".repeat(201);
     for bad in ["", "a\nb", "nul\u{7f}", long_key.as_str()] {
         env.cmd()
