@@ -18,7 +18,10 @@ Exit codes:
   7  watch timed out: nothing changed within --timeout
 
 Environment:
-  ETAGSTORE_DIR  the store directory when --store is not given
+  ETAGSTORE_DIR  the store when --store is not given
+  AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY,
+  AZURE_STORAGE_USE_EMULATOR
+                 credentials of an Azure store (see docs/azure.md)
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
@@ -31,7 +34,8 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "etagstore", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The store directory (created on the first write)
+    /// The store: a directory (created on the first write), or an Azure Blob Storage
+    /// container, az://CONTAINER[/PREFIX] or https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]
     #[arg(
         long,
         global = true,

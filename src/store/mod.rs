@@ -5,6 +5,7 @@
 //! so commands compute it from the bytes they stream and every backend
 //! agrees with `md5sum`.
 
+pub mod azure;
 pub mod fs;
 
 use std::io::Read;
@@ -19,8 +20,13 @@ use crate::key::Key;
 
 pub use fs::FsStore;
 
-/// The store that `--store` names.
+/// The store that `--store` names: an Azure container for `az://…` and
+/// `https://ACCOUNT.blob.core.windows.net/…`, else a directory. Only an Azure
+/// store starts a runtime and an HTTP client.
 pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    if let Some(address) = location.to_str().and_then(azure::Address::parse) {
+        return Ok(Box::new(azure::AzureStore::open(address?)?));
+    }
     Ok(Box::new(FsStore::new(location, lock_timeout)))
 }
 
@@ -97,7 +103,8 @@ pub struct Details {
     pub modified: SystemTime,
 }
 
-/// A place that keeps documents. Implementations: `FsStore` (a directory).
+/// A place that keeps documents. Implementations: `FsStore` (a directory),
+/// `AzureStore` (a blob container).
 pub trait Store {
     /// Opens a document for reading, or `None` if the key does not exist.
     /// The bytes read are one version of the document, never a mix.

@@ -1,5 +1,9 @@
 //! Integration tests: the `etagstore` binary run as a user runs it.
 
+// The Azure Blob Storage backend against Azurite, and the same scenarios on a directory.
+mod azure;
+// Azurite for the tests: a fresh container per test, a private instance to stop.
+mod azurite;
 mod common;
 // The command-line contract: outputs, exit codes, one `error:` line.
 mod contract;
