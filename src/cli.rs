@@ -15,9 +15,13 @@ Exit codes:
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
+  7  watch timed out: nothing changed within --timeout
 
 Environment:
-  ETAGSTORE_DIR  the store directory when --store is not given
+  ETAGSTORE_DIR  the store when --store is not given
+  AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY,
+  AZURE_STORAGE_USE_EMULATOR
+                 credentials of an Azure store (see docs/azure.md)
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
@@ -30,7 +34,8 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "etagstore", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The store directory (created on the first write)
+    /// The store: a directory (created on the first write), or an Azure Blob Storage
+    /// container, az://CONTAINER[/PREFIX] or https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]
     #[arg(
         long,
         global = true,
@@ -67,6 +72,68 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List keys, sorted, one a line
     List(ListArgs),
+    /// Wait until a document's ETag changes; prints the new ETag
+    #[command(after_help = WATCH_AFTER_HELP)]
+    Watch(WatchArgs),
+    /// Print every document as JSON Lines, sorted by key (a backup)
+    Export(ExportArgs),
+    /// Write documents from `export` output, create-only unless --overwrite
+    Import(ImportArgs),
+    /// Print a completion script for a shell
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+}
+
+const WATCH_AFTER_HELP: &str = "\
+Exit 0 with the new ETag (\"\" after a delete) when the key's ETag differs from E;
+exit 7 when --timeout passes first.
+
+Examples:
+  etagstore watch config                        # until the next change
+  etagstore watch config --etag '' --timeout 30 # until the key exists
+  etag=$(etagstore etag config)
+  while etag=$(etagstore watch config --etag \"$etag\"); do reload-service; done";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Wait until the ETag differs from E (default: the ETag when the watch starts; '' waits for the key to appear)
+    #[arg(long, value_name = "E", allow_hyphen_values = true)]
+    pub etag: Option<String>,
+
+    /// Give up after SECONDS with exit 7
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<f64>,
+
+    /// Print the `get --json` envelope of the new document instead of its ETag
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only keys that start with PREFIX
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Read the export from FILE instead of standard input
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Replace keys that exist (last writer wins) instead of skipping them
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
 }
 
 const SET_AFTER_HELP: &str = "\

@@ -162,6 +162,16 @@ impl Spool {
         Ok(())
     }
 
+    /// Everything spooled, in memory.
+    pub fn into_vec(self) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.copy_to(&mut bytes).map_err(|e| match e {
+            CopyError::Read(e) | CopyError::Write(e) => e,
+            CopyError::Invalid(e) => io::Error::other(e),
+        })?;
+        Ok(bytes)
+    }
+
     fn spill(&mut self) -> io::Result<&mut File> {
         let dir = std::env::temp_dir();
         let nanos = SystemTime::now()
@@ -197,6 +207,30 @@ impl Write for Spool {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// A valid JSON document without the whitespace between its tokens: one
+/// line, the same value. Strings are copied as they are.
+pub fn minify(document: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(document.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in document {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        out.push(byte);
+    }
+    out
 }
 
 /// A reader whose errors name what it reads (a path, "standard input").
@@ -754,6 +788,13 @@ mod tests {
             assert_eq!(out, value);
             assert_eq!(copied.etag, etag_of(doc));
         }
+    }
+
+    #[test]
+    fn minify_drops_whitespace_between_tokens_only() {
+        let doc = b"{\n  \"a b\": [1, \"x \\\" y\"],\r\n\t\"c\": {}\n}\n";
+        assert_eq!(minify(doc), b"{\"a b\":[1,\"x \\\" y\"],\"c\":{}}");
+        assert!(validate(&minify(doc)).is_ok());
     }
 
     #[test]

@@ -16,12 +16,16 @@ pub enum Error {
         given: String,
         found: String,
     },
+    /// Some writes found their key taken, e.g. `import` without `--overwrite` (exit 3).
+    Conflict(String),
     /// The key does not exist (exit 4).
     NotFound { key: String },
     /// Another writer held the key's lock too long (exit 5).
     LockTimeout { key: String, seconds: f64 },
     /// The input is not exactly one JSON value in UTF-8 (exit 6).
     InvalidDocument(String),
+    /// `watch` saw no change within its timeout (exit 7).
+    WatchTimeout { key: String, seconds: f64 },
     /// One of the above, with advice that follows its message.
     Hinted { error: Box<Error>, hint: String },
 }
@@ -31,9 +35,11 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::PreconditionFailed { .. } => 3,
+            Error::Conflict(_) => 3,
             Error::NotFound { .. } => 4,
             Error::LockTimeout { .. } => 5,
             Error::InvalidDocument(_) => 6,
+            Error::WatchTimeout { .. } => 7,
             Error::Hinted { error, .. } => error.exit_code(),
         }
     }
@@ -52,16 +58,23 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "precondition failed for key {key:?}: --etag \"{}\" but {found}; \
-                     re-read the document and retry",
-                    escape_controls(given)
+                     re-read it (etagstore get {}) and retry",
+                    escape_controls(given),
+                    escape_controls(&shell_words::quote(key))
                 )
             }
+            Error::Conflict(message) => f.write_str(message),
             Error::NotFound { key } => write!(f, "key not found: {key:?}"),
             Error::LockTimeout { key, seconds } => write!(
                 f,
-                "lock timeout: another writer held key {key:?} for more than {seconds}s; retry"
+                "lock timeout: another writer held key {key:?} for more than {seconds}s; \
+                 retry, or wait longer with --lock-timeout"
             ),
             Error::InvalidDocument(message) => write!(f, "invalid document: {message}"),
+            Error::WatchTimeout { key, seconds } => write!(
+                f,
+                "watch timed out: key {key:?} did not change within {seconds}s; watch again, or stop"
+            ),
             Error::Hinted { error, hint } => write!(f, "{error}; {hint}"),
         }
     }

@@ -22,7 +22,12 @@ pub struct Key(String);
 impl Key {
     /// Checks the key rules of SPEC.md; an invalid key is a usage error (exit 2).
     pub fn new(key: &str) -> Result<Key, Error> {
-        let invalid = |why: &str| Error::Usage(format!("invalid key {key:?}: {why}"));
+        let invalid = |why: &str| {
+            Error::Usage(format!(
+                "invalid key {key:?}: {why} (a key is 1 to {MAX_KEY_BYTES} bytes of UTF-8 \
+                 without control characters)"
+            ))
+        };
         if key.is_empty() {
             return Err(invalid("a key must not be empty"));
         }

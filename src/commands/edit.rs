@@ -115,7 +115,7 @@ fn read(store: &dyn Store, key: &Key, default: Option<&str>) -> Result<Current> 
                 etag: String::new(),
                 exists: false,
             }),
-            None => Err(not_found(key)),
+            None => Err(not_found(key, store)),
         },
     }
 }

@@ -9,6 +9,7 @@ use crate::cli::GetArgs;
 use crate::document::{self, CopyError, Spool};
 use crate::error::Error;
 use crate::key::Key;
+use crate::progress::Meter;
 use crate::store::Store;
 
 pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
@@ -20,14 +21,15 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     let (mut reader, exists): (Box<dyn Read>, bool) = match (store.open(&key)?, &args.default) {
         (Some(reader), _) => (reader, true),
         (None, Some(default)) => (Box::new(default.as_bytes()), false),
-        (None, None) => return Err(not_found(&key)),
+        (None, None) => return Err(not_found(&key, store)),
     };
     let etag = |copied: document::Copied| if exists { copied.etag } else { String::new() };
 
     if let Some(path) = &args.output {
         let mut file =
             File::create(path).with_context(|| format!("cannot write '{}'", path.display()))?;
-        let copied = document::copy_hashed(&mut reader, &mut file)
+        let mut meter = Meter::new("get", None);
+        let copied = document::copy_hashed(&mut meter.reader(&mut reader), &mut file)
             .map_err(|e| output_error(e, &path.display().to_string()))?;
         writeln!(out, "{}", etag(copied))?;
     } else if args.json {
@@ -52,9 +54,19 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     Ok(())
 }
 
-pub fn not_found(key: &Key) -> anyhow::Error {
-    Error::NotFound {
-        key: key.as_str().to_string(),
+/// Exit 4, with the next step: where the store is missing, or how to create the key.
+pub fn not_found(key: &Key, store: &dyn Store) -> anyhow::Error {
+    let hint = store.missing_hint().unwrap_or_else(|| {
+        format!(
+            "create it with: etagstore set {} VALUE --etag ''",
+            shell_words::quote(key.as_str())
+        )
+    });
+    Error::Hinted {
+        error: Box::new(Error::NotFound {
+            key: key.as_str().to_string(),
+        }),
+        hint,
     }
     .into()
 }

@@ -1,12 +1,16 @@
 //! One module per subcommand; `run` picks the store and dispatches.
 
+mod completions;
 mod delete;
 mod edit;
 mod etag;
+mod export;
 mod get;
+mod import;
 mod list;
 mod set;
 mod set_unsafe;
+mod watch;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -18,6 +22,12 @@ use crate::store;
 
 /// Runs the parsed command line, writing its data to standard output.
 pub fn run(cli: Cli) -> Result<()> {
+    // These two describe the program, not a store: no store is opened.
+    match &cli.command {
+        Command::Completions(args) => return completions::completions(args.shell),
+        Command::Man => return completions::man(),
+        _ => {}
+    }
     let lock_timeout = Duration::try_from_secs_f64(cli.lock_timeout).unwrap_or(Duration::MAX);
     let store = store::open(&cli.store, lock_timeout)?;
     let stdout = io::stdout();
@@ -30,6 +40,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Edit(args) => edit::run(args, store.as_ref(), &mut out)?,
         Command::Delete(args) => delete::run(args, store.as_ref())?,
         Command::List(args) => list::run(args, store.as_ref(), &mut out)?,
+        Command::Watch(args) => watch::run(args, store.as_ref(), &mut out)?,
+        Command::Export(args) => export::run(args, store.as_ref(), &mut out)?,
+        Command::Import(args) => import::run(args, store.as_ref())?,
+        Command::Completions(_) | Command::Man => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(())

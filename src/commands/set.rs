@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::cli::{InputArgs, SetArgs};
 use crate::document::Named;
 use crate::key::Key;
+use crate::progress::Meter;
 use crate::store::{Precondition, Store};
 
 pub fn run(args: &SetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
@@ -32,7 +33,9 @@ pub fn write(
         (_, Some(path)) => {
             let file =
                 File::open(path).with_context(|| format!("cannot read '{}'", path.display()))?;
-            let mut reader = Named::new(file, format!("'{}'", path.display()));
+            let size = file.metadata().ok().map(|meta| meta.len());
+            let mut meter = Meter::new("set", size);
+            let mut reader = meter.reader(Named::new(file, format!("'{}'", path.display())));
             store.put(&key, &mut reader, precondition)?
         }
         // Taken as bytes, so a VALUE that is not UTF-8 is an invalid document (exit 6).
@@ -40,7 +43,8 @@ pub fn write(
             store.put(&key, &mut value.as_bytes(), precondition)?
         }
         _ => {
-            let mut reader = Named::new(io::stdin().lock(), "standard input");
+            let mut meter = Meter::new("set", None);
+            let mut reader = meter.reader(Named::new(io::stdin().lock(), "standard input"));
             store.put(&key, &mut reader, precondition)?
         }
     };

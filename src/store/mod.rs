@@ -5,6 +5,7 @@
 //! so commands compute it from the bytes they stream and every backend
 //! agrees with `md5sum`.
 
+pub mod azure;
 pub mod fs;
 
 use std::io::Read;
@@ -13,13 +14,19 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
+use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::key::Key;
 
 pub use fs::FsStore;
 
-/// The store that `--store` names.
+/// The store that `--store` names: an Azure container for `az://…` and
+/// `https://ACCOUNT.blob.core.windows.net/…`, else a directory. Only an Azure
+/// store starts a runtime and an HTTP client.
 pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    if let Some(address) = location.to_str().and_then(azure::Address::parse) {
+        return Ok(Box::new(azure::AzureStore::open(address?)?));
+    }
     Ok(Box::new(FsStore::new(location, lock_timeout)))
 }
 
@@ -96,7 +103,8 @@ pub struct Details {
     pub modified: SystemTime,
 }
 
-/// A place that keeps documents. Implementations: `FsStore` (a directory).
+/// A place that keeps documents. Implementations: `FsStore` (a directory),
+/// `AzureStore` (a blob container).
 pub trait Store {
     /// Opens a document for reading, or `None` if the key does not exist.
     /// The bytes read are one version of the document, never a mix.
@@ -113,6 +121,52 @@ pub trait Store {
     /// The keys that start with `prefix`, sorted; with `details`, each
     /// entry's ETag, size and modification time.
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>>;
+
+    /// Why a key may be missing that the user can fix (the store itself is
+    /// missing, say), for the exit-4 hint.
+    fn missing_hint(&self) -> Option<String> {
+        None
+    }
+
+    /// Something to wait on until `key` may have changed. Made before the
+    /// first look at the key, so that no change after that look is missed.
+    /// The default polls.
+    fn watch(&self, _key: &Key) -> Result<Box<dyn Waiter>> {
+        Ok(Box::new(Poller::new()))
+    }
+}
+
+/// Waits for a possible change of a key (a wake-up may be spurious: the
+/// caller looks again).
+pub trait Waiter {
+    /// Returns after a possible change, or after `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Result<()>;
+}
+
+/// Polling with backoff from 20 ms to 500 ms: for stores without change
+/// notifications.
+pub struct Poller(Backoff);
+
+impl Poller {
+    pub fn new() -> Poller {
+        Poller(Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(500),
+        ))
+    }
+}
+
+impl Default for Poller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Waiter for Poller {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        std::thread::sleep(self.0.next_pause().min(timeout));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -13,12 +13,69 @@ use tempfile::TempDir;
 
 pub struct TestStore {
     dir: TempDir,
+    /// Set when the store is a fresh Azurite container instead of a directory.
+    azurite: Option<Azurite>,
+}
+
+/// Where an Azurite store lives: its port and its container.
+#[derive(Clone)]
+pub struct Azurite {
+    pub port: u16,
+    pub container: String,
 }
 
 impl TestStore {
     pub fn new() -> TestStore {
         TestStore {
             dir: tempfile::tempdir().expect("a temporary directory"),
+            azurite: None,
+        }
+    }
+
+    /// A store in a fresh container of the Azurite on 127.0.0.1:10000
+    /// (`scripts/azurite.sh start`). Without one: `None` and a note on
+    /// standard error, or a failure when CI=true (CI must run these tests).
+    pub fn azurite() -> Option<TestStore> {
+        if !crate::azurite::answers(crate::azurite::PORT) {
+            let message = "Azurite is not running on 127.0.0.1:10000 \
+                           (start it with scripts/azurite.sh start)";
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                panic!("{message}; CI=true, so this Azure test fails instead of skipping");
+            }
+            eprintln!("SKIPPED: {message}: skipping this Azure test");
+            return None;
+        }
+        Some(TestStore::on_azurite(crate::azurite::PORT))
+    }
+
+    /// A store in a fresh container of the Azurite on `port`.
+    pub fn on_azurite(port: u16) -> TestStore {
+        let container = crate::azurite::create_container(port);
+        TestStore {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            azurite: Some(Azurite { port, container }),
+        }
+    }
+
+    pub fn azurite_store(&self) -> Option<&Azurite> {
+        self.azurite.as_ref()
+    }
+
+    /// The variables that point an etagstore at this store's Azurite.
+    fn set_env(&self, cmd: &mut std::process::Command) {
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AZURE") {
+                cmd.env_remove(name);
+            }
+        }
+        if let Some(azurite) = &self.azurite {
+            cmd.env("AZURE_STORAGE_USE_EMULATOR", "true")
+                .env("AZURE_STORAGE_ACCOUNT_NAME", crate::azurite::ACCOUNT)
+                .env("AZURE_STORAGE_ACCOUNT_KEY", crate::azurite::KEY)
+                .env(
+                    "AZURITE_BLOB_STORAGE_URL",
+                    format!("http://127.0.0.1:{}", azurite.port),
+                );
         }
     }
 
@@ -27,8 +84,12 @@ impl TestStore {
         self.dir.path()
     }
 
+    /// The `--store` value: `<tempdir>/store`, or `az://<container>`.
     pub fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
+        match &self.azurite {
+            Some(azurite) => PathBuf::from(format!("az://{}", azurite.container)),
+            None => self.dir.path().join("store"),
+        }
     }
 
     /// The path of the binary, for tests that spawn processes themselves.
@@ -47,12 +108,13 @@ impl TestStore {
     /// `etagstore` with no `--store`, run in the temporary directory, with no
     /// `ETAGSTORE_*` variable from the environment.
     pub fn cmd_without_store(&self) -> Command {
-        let mut cmd = Command::new(Self::bin());
+        let mut cmd = std::process::Command::new(Self::bin());
         cmd.current_dir(self.root());
         for name in etagstore_vars() {
             cmd.env_remove(name);
         }
-        cmd
+        self.set_env(&mut cmd);
+        Command::from_std(cmd)
     }
 
     /// The same as `cmd`, as a `std::process::Command` for tests that run
@@ -65,6 +127,7 @@ impl TestStore {
         for name in etagstore_vars() {
             cmd.env_remove(name);
         }
+        self.set_env(&mut cmd);
         cmd
     }
 

@@ -1,5 +1,9 @@
 //! Integration tests: the `etagstore` binary run as a user runs it.
 
+// The Azure Blob Storage backend against Azurite, and the same scenarios on a directory.
+mod azure;
+// Azurite for the tests: a fresh container per test, a private instance to stop.
+mod azurite;
 mod common;
 // The command-line contract: outputs, exit codes, one `error:` line.
 mod contract;
@@ -7,6 +11,8 @@ mod contract;
 mod crash;
 // edit: the editor, command and jq modes, conflicts and races.
 mod edit;
+// watch, export/import, completions, the man page and the hints on error lines.
+mod ergonomics;
 // ETags and preconditions on `set` and `delete`.
 mod etags;
 // I/O faults, injected and real: exit 1, one error naming the step, nothing changed.

@@ -1,0 +1,93 @@
+//! `watch KEY [--etag E] [--timeout S] [--json]`: block until the key's
+//! ETag differs from E, then print the new one (or its envelope).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::cli::WatchArgs;
+use crate::commands::get::output_error;
+use crate::document::{self, Spool};
+use crate::error::Error;
+use crate::key::Key;
+use crate::store::Store;
+
+pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
+    let key = Key::new(&args.key)?;
+    let timeout = args
+        .timeout
+        .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    // Watch first, look second: a change between the two still wakes us.
+    let mut waiter = store.watch(&key)?;
+    let mut seen = read(store, &key, args.json)?;
+    let baseline = args.etag.clone().unwrap_or_else(|| seen.etag.clone());
+    loop {
+        if seen.etag != baseline {
+            if args.json {
+                let key_json = serde_json::to_string(key.as_str())?;
+                write!(
+                    out,
+                    "{{\"key\":{key_json},\"etag\":\"{}\",\"value\":",
+                    seen.etag
+                )?;
+                match seen.value {
+                    Some(value) => value
+                        .copy_to(out)
+                        .map_err(|e| output_error(e, "standard output"))?,
+                    None => write!(out, "null")?,
+                }
+                writeln!(out, "}}")?;
+            } else {
+                writeln!(out, "{}", seen.etag)?;
+            }
+            return Ok(());
+        }
+        let left = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None if timeout.is_some() => Duration::ZERO,
+            None => Duration::MAX,
+        };
+        if left.is_zero() {
+            return Err(Error::WatchTimeout {
+                key: key.as_str().to_string(),
+                seconds: args.timeout.unwrap_or_default(),
+            }
+            .into());
+        }
+        waiter.wait(left.min(Duration::from_secs(3600)))?;
+        seen = read(store, &key, args.json)?;
+    }
+}
+
+/// The key's current ETag ("" when missing) and, for `--json`, its value.
+struct Seen {
+    etag: String,
+    value: Option<Spool>,
+}
+
+fn read(store: &dyn Store, key: &Key, with_value: bool) -> Result<Seen> {
+    let Some(mut reader) = store.open(key)? else {
+        return Ok(Seen {
+            etag: String::new(),
+            value: None,
+        });
+    };
+    if with_value {
+        let mut value = Spool::new();
+        let copied = document::copy_value(&mut reader, &mut value)
+            .map_err(|e| output_error(e, "a temporary file"))?;
+        Ok(Seen {
+            etag: copied.etag,
+            value: Some(value),
+        })
+    } else {
+        let copied = document::copy_hashed(&mut reader, &mut std::io::sink())
+            .map_err(|e| output_error(e, "nowhere"))?;
+        Ok(Seen {
+            etag: copied.etag,
+            value: None,
+        })
+    }
+}

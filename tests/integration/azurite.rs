@@ -1,0 +1,235 @@
+//! Azurite for the tests: is it up, a fresh container per test (etagstore
+//! has no command that creates one), and a private instance to stop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+
+/// The port `scripts/azurite.sh start` uses.
+pub const PORT: u16 = 10000;
+/// Azurite's well-known development account and key.
+pub const ACCOUNT: &str = "devstoreaccount1";
+pub const KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// True if something answers HTTP on 127.0.0.1:`port`.
+pub fn answers(port: u16) -> bool {
+    request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], b"").is_ok()
+}
+
+/// Creates a container with a name no other test uses; returns the name.
+pub fn create_container(port: u16) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let date = http_date(SystemTime::now());
+    let version = "2021-08-06";
+    // Shared Key: the fixed header lines (Content-Length is empty for 0),
+    // the x-ms- headers, then the resource with its query parameters.
+    let to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
+         /{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
+    );
+    let signature = sign(&to_sign);
+    let status = request(
+        port,
+        "PUT",
+        &format!("/{ACCOUNT}/{name}?restype=container"),
+        &[
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", version),
+            ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
+        ],
+        b"",
+    )
+    .expect("Azurite answers");
+    assert!(status.contains(" 201 "), "create container: {status}");
+    name
+}
+
+/// Uploads a block blob the way another tool would: no etagstore metadata.
+pub fn put_blob(port: u16, container: &str, name: &str, body: &[u8]) {
+    let date = http_date(SystemTime::now());
+    let version = "2021-08-06";
+    let to_sign = format!(
+        "PUT\n\n\n{}\n\n\n\n\n\n\n\n\nx-ms-blob-type:BlockBlob\nx-ms-date:{date}\n\
+         x-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}/{name}",
+        body.len()
+    );
+    let signature = sign(&to_sign);
+    let status = request(
+        port,
+        "PUT",
+        &format!("/{ACCOUNT}/{container}/{name}"),
+        &[
+            ("x-ms-blob-type", "BlockBlob"),
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", version),
+            ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
+        ],
+        body,
+    )
+    .expect("Azurite answers");
+    assert!(status.contains(" 201 "), "put blob: {status}");
+}
+
+/// An account SAS for the emulator's account that allows everything on
+/// blobs until 2099, as a query string without the `?`.
+pub fn account_sas() -> String {
+    let (permissions, services, types, expiry, protocols, version) = (
+        "rwdlac",
+        "b",
+        "sco",
+        "2099-01-01T00:00:00Z",
+        "https,http",
+        "2021-08-06",
+    );
+    // Account SAS, version 2020-12-06 and later: the last line is the
+    // (empty) encryption scope.
+    let to_sign = format!(
+        "{ACCOUNT}\n{permissions}\n{services}\n{types}\n\n{expiry}\n\n{protocols}\n{version}\n\n"
+    );
+    let signature = sign(&to_sign);
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "sv={version}&ss={services}&srt={types}&sp={permissions}&se={}&spr={}&sig={}",
+        encode(expiry),
+        encode(protocols),
+        encode(&signature)
+    )
+}
+
+/// Base64 of the HMAC-SHA256 of `text` under the emulator's key.
+fn sign(text: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(KEY)
+        .unwrap();
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        text.as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+}
+
+/// Sends one request; returns the status line.
+fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut text = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    stream.write_all(text.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    match response.lines().next() {
+        Some(line) if line.starts_with("HTTP/") => Ok(line.to_string()),
+        _ => Err(std::io::Error::other("no HTTP answer")),
+    }
+}
+
+/// An RFC 1123 date, as x-ms-date wants it.
+fn http_date(time: SystemTime) -> String {
+    let seconds = time.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// `scripts/azurite.sh` of this repository.
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/azurite.sh")
+}
+
+/// An Azurite of the test's own on `port`, stopped when dropped.
+pub struct Private {
+    pub port: u16,
+}
+
+impl Private {
+    pub fn start(port: u16) -> Private {
+        let private = Private { port };
+        private.run("start");
+        private
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    fn run(&self, action: &str) {
+        let status = std::process::Command::new("bash")
+            .arg(script())
+            .arg(action)
+            .env("AZURITE_PORT", self.port.to_string())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "scripts/azurite.sh {action} on port {}",
+            self.port
+        );
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .env("AZURITE_PORT", self.port.to_string())
+            .status();
+    }
+}
