@@ -158,6 +158,51 @@ impl FsStore {
         Ok(Some(copied.etag))
     }
 
+    /// Reads and hashes the current document before the lock, so that a big
+    /// document is not hashed while other writers wait, and checks the
+    /// precondition against it. A failure here is final, and is as true as
+    /// one found under the lock: the file read was the document at that
+    /// moment. So a mismatch never waits for another writer, and a key that
+    /// was never written never gets a lock file.
+    fn look(&self, key: &Key, path: &Path, precondition: &Precondition) -> Result<Seen> {
+        let seen = match open_document(path)? {
+            None => Seen {
+                etag: None,
+                identity: None,
+            },
+            Some(mut file) => {
+                let meta = file
+                    .metadata()
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                let copied = document::copy_hashed(&mut file, &mut io::sink())
+                    .map_err(|e| copy_error(e, path))
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                Seen {
+                    etag: Some(copied.etag),
+                    identity: Some(Identity::of(&meta)),
+                }
+            }
+        };
+        precondition.check(key, seen.etag.as_deref())?;
+        Ok(seen)
+    }
+
+    /// Under the lock: the current ETag, hashed again only if the document
+    /// is no longer the file `look` read. Documents are replaced by rename,
+    /// never changed in place, so the same file means the same bytes.
+    fn confirm(&self, path: &Path, seen: Seen) -> Result<Option<String>> {
+        let now = match fs::symlink_metadata(path) {
+            Ok(meta) => Some(Identity::of(&meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+        };
+        if now == seen.identity {
+            Ok(seen.etag)
+        } else {
+            self.current_etag(path)
+        }
+    }
+
     /// fsyncs the store directory, so a rename or unlink survives power loss.
     fn sync_dir(&self) -> Result<()> {
         if faults::skip_fsync() {
@@ -194,21 +239,14 @@ impl Store for FsStore {
         }
 
         let path = self.document_path(key);
-        // A write that needs an existing document fails here, without the
-        // lock, when there is none: no lock file for a key never written.
-        // The answer is as true as one taken under the lock would be.
-        if matches!(
-            precondition,
-            Precondition::Matches(_) | Precondition::Exists
-        ) && !exists(&path)?
-        {
-            precondition.check(key, None)?;
-        }
-
+        // Last writer wins needs no look at the current document.
+        let seen = match precondition {
+            Precondition::Any => None,
+            _ => Some(self.look(key, &path, precondition)?),
+        };
         self.with_lock(key, || {
-            // Last writer wins needs no look at the current document.
-            if *precondition != Precondition::Any {
-                let current = self.current_etag(&path)?;
+            if let Some(seen) = seen {
+                let current = self.confirm(&path, seen)?;
                 precondition.check(key, current.as_deref())?;
             }
             temp.persist(&path)?;
@@ -222,12 +260,13 @@ impl Store for FsStore {
 
     fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()> {
         let path = self.document_path(key);
-        if !exists(&path)? {
-            // Nothing to delete: whether that is success is the precondition's call.
-            return Ok(precondition.check(key, None)?);
+        let seen = self.look(key, &path, precondition)?;
+        if seen.etag.is_none() {
+            // Nothing to delete, and the precondition allowed that.
+            return Ok(());
         }
         self.with_lock(key, || {
-            let current = self.current_etag(&path)?;
+            let current = self.confirm(&path, seen)?;
             precondition.check(key, current.as_deref())?;
             if current.is_some() {
                 fs::remove_file(&path)
@@ -386,6 +425,32 @@ impl FsStore {
     }
 }
 
+/// The current document as `look` read it.
+struct Seen {
+    etag: Option<String>,
+    identity: Option<Identity>,
+}
+
+/// Which file a document is: device, inode, size, modification and change
+/// times. Any rename over the document or write into it changes it.
+#[derive(Debug, PartialEq, Eq)]
+struct Identity([i64; 7]);
+
+impl Identity {
+    fn of(meta: &fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.size() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ])
+    }
+}
+
 /// Opens a document file for reading, `None` if it does not exist. A
 /// symbolic link is refused, never followed: it could lead out of the store.
 fn open_document(path: &Path) -> Result<Option<File>> {
@@ -446,14 +511,6 @@ fn process_is_alive(pid: libc::pid_t) -> bool {
     // SAFETY: kill with signal 0 sends nothing and has no memory effects.
     let result = unsafe { libc::kill(pid, 0) };
     result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn exists(path: &Path) -> Result<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
-    }
 }
 
 /// Turns a failed copy into an error; `path` is the side the store owns.
