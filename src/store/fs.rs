@@ -149,13 +149,7 @@ impl FsStore {
 
     /// The ETag of the document at `path` now, `None` if it does not exist.
     fn current_etag(&self, path: &Path) -> Result<Option<String>> {
-        let Some(mut file) = open_document(path)? else {
-            return Ok(None);
-        };
-        let copied = document::copy_hashed(&mut file, &mut io::sink())
-            .map_err(|e| copy_error(e, path))
-            .with_context(|| format!("cannot read '{}'", path.display()))?;
-        Ok(Some(copied.etag))
+        Ok(hash_document(path)?.map(|(_, copied)| copied.etag))
     }
 
     /// Reads and hashes the current document before the lock, so that a big
@@ -165,23 +159,15 @@ impl FsStore {
     /// moment. So a mismatch never waits for another writer, and a key that
     /// was never written never gets a lock file.
     fn look(&self, key: &Key, path: &Path, precondition: &Precondition) -> Result<Seen> {
-        let seen = match open_document(path)? {
+        let seen = match hash_document(path)? {
             None => Seen {
                 etag: None,
                 identity: None,
             },
-            Some(mut file) => {
-                let meta = file
-                    .metadata()
-                    .with_context(|| format!("cannot read '{}'", path.display()))?;
-                let copied = document::copy_hashed(&mut file, &mut io::sink())
-                    .map_err(|e| copy_error(e, path))
-                    .with_context(|| format!("cannot read '{}'", path.display()))?;
-                Seen {
-                    etag: Some(copied.etag),
-                    identity: Some(Identity::of(&meta)),
-                }
-            }
+            Some((meta, copied)) => Seen {
+                etag: Some(copied.etag),
+                identity: Some(Identity::of(&meta)),
+            },
         };
         precondition.check(key, seen.etag.as_deref())?;
         Ok(seen)
@@ -407,15 +393,11 @@ impl FsStore {
 
     /// ETag, size and time of one document, from one open file.
     fn details(&self, path: &Path) -> Result<Option<Details>> {
-        let Some(mut file) = open_document(path)? else {
+        let Some((meta, copied)) = hash_document(path)? else {
             return Ok(None);
         };
-        let modified = file
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .with_context(|| format!("cannot read '{}'", path.display()))?;
-        let copied = document::copy_hashed(&mut file, &mut io::sink())
-            .map_err(|e| copy_error(e, path))
+        let modified = meta
+            .modified()
             .with_context(|| format!("cannot read '{}'", path.display()))?;
         Ok(Some(Details {
             etag: copied.etag,
@@ -449,6 +431,21 @@ impl Identity {
             meta.ctime_nsec(),
         ])
     }
+}
+
+/// Opens and hashes a document file: its metadata and ETag from one open
+/// file, `None` if it does not exist.
+fn hash_document(path: &Path) -> Result<Option<(fs::Metadata, document::Copied)>> {
+    let Some(mut file) = open_document(path)? else {
+        return Ok(None);
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    let copied = document::copy_hashed(&mut file, &mut io::sink())
+        .map_err(|e| copy_error(e, path))
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    Ok(Some((meta, copied)))
 }
 
 /// Opens a document file for reading, `None` if it does not exist. A
