@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// A failure with a documented exit code other than 1.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Error {
     /// Bad flags or an invalid key (exit 2).
     Usage(String),
@@ -26,6 +26,13 @@ pub enum Error {
     InvalidDocument(String),
     /// `watch` saw no change within its timeout (exit 7).
     WatchTimeout { key: String, seconds: f64 },
+    /// A write was sent but its answer was lost (exit 8): it may or may not
+    /// have happened. `etag` is the ETag the document has if it did.
+    OutcomeUnknown {
+        key: String,
+        etag: String,
+        detail: String,
+    },
     /// One of the above, with advice that follows its message.
     Hinted { error: Box<Error>, hint: String },
 }
@@ -40,6 +47,7 @@ impl Error {
             Error::LockTimeout { .. } => 5,
             Error::InvalidDocument(_) => 6,
             Error::WatchTimeout { .. } => 7,
+            Error::OutcomeUnknown { .. } => 8,
             Error::Hinted { error, .. } => error.exit_code(),
         }
     }
@@ -75,6 +83,20 @@ impl fmt::Display for Error {
                 f,
                 "watch timed out: key {key:?} did not change within {seconds}s; watch again, or stop"
             ),
+            Error::OutcomeUnknown { key, etag, detail } => {
+                let etag = if etag.is_empty() {
+                    "the key is gone".to_string()
+                } else {
+                    format!("its ETag is {etag:?}")
+                };
+                write!(
+                    f,
+                    "outcome unknown for key {key:?}: {}; the write may or may not have \
+                     happened: if it did, {etag} (check with: etagstore etag {})",
+                    escape_controls(detail),
+                    escape_controls(&shell_words::quote(key))
+                )
+            }
             Error::Hinted { error, hint } => write!(f, "{error}; {hint}"),
         }
     }
@@ -84,7 +106,7 @@ impl std::error::Error for Error {}
 
 /// The text with control characters escaped, so an error stays one line;
 /// everything else as the user typed it.
-fn escape_controls(text: &str) -> String {
+pub fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

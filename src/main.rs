@@ -15,7 +15,9 @@ fn main() -> ExitCode {
         // A reader that went away (`etagstore get k | head -c1`) is not a failure.
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Text from outside (a server, a file name) may hold terminal
+            // escapes: they are shown, never sent to the terminal.
+            eprintln!("error: {}", error::escape_controls(&format!("{e:#}")));
             ExitCode::from(error::exit_code(&e))
         }
     }

@@ -8,5 +8,6 @@ use crate::store::{Precondition, Store};
 
 pub fn run(args: &DeleteArgs, store: &dyn Store) -> Result<()> {
     let key = Key::new(&args.key)?;
-    store.delete(&key, &Precondition::from_flag(&args.etag))
+    let precondition = Precondition::parse(&args.etag)?;
+    store.delete(&key, &precondition)
 }

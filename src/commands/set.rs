@@ -13,12 +13,8 @@ use crate::progress::Meter;
 use crate::store::{Precondition, Store};
 
 pub fn run(args: &SetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
-    write(
-        &args.input,
-        &Precondition::from_flag(&args.etag),
-        store,
-        out,
-    )
+    let precondition = Precondition::parse(&args.etag)?;
+    write(&args.input, &precondition, store, out)
 }
 
 /// Stores the input of `set` or `set-unsafe` and prints the new ETag.

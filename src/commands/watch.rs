@@ -11,10 +11,22 @@ use crate::commands::get::output_error;
 use crate::document::{self, Spool};
 use crate::error::Error;
 use crate::key::Key;
-use crate::store::Store;
+use crate::store::{Precondition, Store};
 
 pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
     let key = Key::new(&args.key)?;
+    // The same rules as `set --etag`; '*' cannot be a baseline to differ from.
+    let given = match args.etag.as_deref().map(Precondition::parse).transpose()? {
+        None => None,
+        Some(Precondition::Missing) => Some(String::new()),
+        Some(Precondition::Matches(etag)) => Some(etag),
+        Some(_) => {
+            return Err(Error::Usage(
+                "watch --etag takes '' (wait for the key to appear) or an ETag, not '*'".into(),
+            )
+            .into())
+        }
+    };
     let timeout = args
         .timeout
         .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
@@ -22,7 +34,7 @@ pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<(
     // Watch first, look second: a change between the two still wakes us.
     let mut waiter = store.watch(&key)?;
     let mut seen = read(store, &key, args.json)?;
-    let baseline = args.etag.clone().unwrap_or_else(|| seen.etag.clone());
+    let baseline = given.unwrap_or_else(|| seen.etag.clone());
     loop {
         if seen.etag != baseline {
             if args.json {

@@ -18,7 +18,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +30,8 @@ use crate::error::Error;
 use crate::faults;
 use crate::key::Key;
 use crate::store::{Details, Entry, Poller, Precondition, Store, Waiter};
+
+mod watch;
 
 /// The store's own directory; its leading `.` puts it out of every key's reach.
 const INTERNAL_DIR: &str = ".etagstore";
@@ -314,53 +315,7 @@ impl Store for FsStore {
     }
 }
 
-/// Wakes on inotify events for one document file.
-struct Notified {
-    events: mpsc::Receiver<()>,
-    // Dropping the watcher stops its thread.
-    _watcher: notify::RecommendedWatcher,
-}
-
-impl Waiter for Notified {
-    fn wait(&mut self, timeout: Duration) -> Result<()> {
-        match self.events.recv_timeout(timeout) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => Ok(()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(anyhow::anyhow!("the file-system watcher stopped"))
-            }
-        }
-    }
-}
-
 impl FsStore {
-    /// Watches the store directory for events on the key's file; polls
-    /// when notifications are not available (no store yet, no inotify).
-    fn notified(&self, key: &Key) -> Option<Notified> {
-        use notify::Watcher;
-        let target = key.file_name();
-        let (sender, events) = mpsc::channel();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let touches_key = event.map_or(true, |event| {
-                    event
-                        .paths
-                        .iter()
-                        .any(|path| path.file_name().is_some_and(|name| name == target.as_str()))
-                });
-                if touches_key {
-                    let _ = sender.send(());
-                }
-            })
-            .ok()?;
-        watcher
-            .watch(&self.dir, notify::RecursiveMode::NonRecursive)
-            .ok()?;
-        Some(Notified {
-            events,
-            _watcher: watcher,
-        })
-    }
-
     /// Removes temporary files that a killed writer left behind: older than
     /// `STALE_TEMP_AGE` and named after a process that no longer runs. Best
     /// effort, after the write, outside the lock.

@@ -44,12 +44,20 @@ pub enum Precondition {
 }
 
 impl Precondition {
-    /// Reads the value of an `--etag` flag.
-    pub fn from_flag(etag: &str) -> Precondition {
-        match etag {
-            "" => Precondition::Missing,
-            "*" => Precondition::Exists,
-            etag => Precondition::Matches(etag.to_string()),
+    /// Reads the value of an `--etag` flag: `''`, `'*'` or 32 hex digits
+    /// (upper-case hex is the same ETag). Anything else is a usage error
+    /// (exit 2) whose hint names the fix, never a conflict: a retry loop
+    /// would spin on a value that can never match.
+    pub fn parse(flag: &str) -> Result<Precondition, Error> {
+        match flag {
+            "" => Ok(Precondition::Missing),
+            "*" => Ok(Precondition::Exists),
+            etag if is_etag(etag) => Ok(Precondition::Matches(etag.to_ascii_lowercase())),
+            other => Err(Error::Usage(format!(
+                "invalid --etag {:?}: {}",
+                crate::error::escape_controls(other),
+                etag_fix(other)
+            ))),
         }
     }
 
@@ -85,6 +93,37 @@ impl Precondition {
                 found: current.unwrap_or("").to_string(),
             })
         }
+    }
+}
+
+/// True for an ETag as etagstore prints it: 32 hex digits, either case.
+pub fn is_etag(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What is wrong with a malformed `--etag` value, and how to fix it.
+fn etag_fix(value: &str) -> String {
+    let trimmed = value.trim();
+    let unquoted = value.trim_matches('"');
+    if trimmed != value {
+        "an ETag has no spaces; drop them".to_string()
+    } else if let Some(rest) = value.strip_prefix("W/") {
+        format!(
+            "weak ETags (W/...) are HTTP's, not etagstore's; pass the 32 hex digits alone{}",
+            if is_etag(rest.trim_matches('"')) {
+                ", without W/ and the quotes"
+            } else {
+                ""
+            }
+        )
+    } else if unquoted != value && (unquoted.is_empty() || unquoted == "*" || is_etag(unquoted)) {
+        format!("drop the quotes: --etag '{unquoted}'")
+    } else if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!("an ETag is 32 hex digits; got {}", value.len())
+    } else {
+        "an ETag is 32 hex digits ('' = must not exist, '*' = must exist); \
+         print one with: etagstore etag KEY"
+            .to_string()
     }
 }
 
@@ -175,12 +214,34 @@ mod tests {
 
     #[test]
     fn etag_flags_map_to_preconditions() {
-        assert_eq!(Precondition::from_flag(""), Precondition::Missing);
-        assert_eq!(Precondition::from_flag("*"), Precondition::Exists);
+        let etag = "0123456789abcdef0123456789abcdef";
+        assert_eq!(Precondition::parse(""), Ok(Precondition::Missing));
+        assert_eq!(Precondition::parse("*"), Ok(Precondition::Exists));
         assert_eq!(
-            Precondition::from_flag("\"abc\""),
-            Precondition::Matches("\"abc\"".into())
+            Precondition::parse(etag),
+            Ok(Precondition::Matches(etag.into()))
         );
+        assert_eq!(
+            Precondition::parse(&etag.to_uppercase()),
+            Ok(Precondition::Matches(etag.into()))
+        );
+    }
+
+    #[test]
+    fn malformed_etags_are_usage_errors_that_name_the_fix() {
+        let etag = "0123456789abcdef0123456789abcdef";
+        let cases = [
+            (format!("\"{etag}\""), "drop the quotes"),
+            (format!("W/\"{etag}\""), "without W/"),
+            ("01234567".to_string(), "32 hex digits; got 8"),
+            (format!("{etag} "), "no spaces"),
+            ("nonsense".to_string(), "etagstore etag KEY"),
+        ];
+        for (flag, fix) in cases {
+            let error = Precondition::parse(&flag).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{flag}");
+            assert!(error.to_string().contains(fix), "{flag}: {error}");
+        }
     }
 
     #[test]

@@ -336,7 +336,7 @@ fn error_lines_carry_the_next_step_for_codes_2_to_6() {
             "etagstore set other VALUE --etag ''",
         ));
     env.cmd()
-        .args(["set", "k", "2", "--etag", "stale"])
+        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
         .assert()
         .code(3)
         .stderr(
