@@ -31,3 +31,13 @@ mod powercut;
 mod readers;
 // Real processes racing: one winner, no lost update, no torn read, per-key locks.
 mod races;
+// Stale compare-and-swaps on the directory store: inode reuse, in-place rewrites, lost lock files, modes.
+mod fs_protocol;
+// A hostile co-user of a shared (group) store, planted symlinks and FIFOs.
+mod shared_store;
+// Azure with other writers (Microsoft's Python SDK): the ETag comes from the bytes.
+mod azure_foreign;
+// Unknown outcomes on a network store (exit 8), through a fault proxy on 127.0.0.1.
+mod outcomes;
+// Edges of get -o, watch, export/import and edit's child.
+mod command_edges;

@@ -1,0 +1,1 @@
+//! Azure with foreign writers.

@@ -1,0 +1,1 @@
+//! Edges of get -o, watch, export/import and edit.

@@ -1,0 +1,1 @@
+//! Stale compare-and-swaps on the directory store.

@@ -1,0 +1,1 @@
+//! Unknown outcomes (exit 8) through a fault proxy.

@@ -1,0 +1,1 @@
+//! A hostile co-user of a shared store.
