@@ -9,13 +9,16 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0  success
   1  any other failure (I/O, permissions, an edit command that failed)
-  2  usage error: bad flags, invalid key, a jq filter that does not compile
+  2  usage error: bad flags, invalid key, a malformed --etag, a jq filter
+     that does not compile
   3  precondition failed: the ETag did not match (re-read, re-apply, retry);
      also: edit ran out of retries
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
   7  watch timed out: nothing changed within --timeout
+  8  outcome unknown: a network store took the write but its answer was
+     lost; the error names the ETag to look for (etagstore etag KEY)
 
 Environment:
   ETAGSTORE_DIR  the store when --store is not given
@@ -138,7 +141,8 @@ pub struct CompletionsArgs {
 
 const SET_AFTER_HELP: &str = "\
 --etag values:
-  <etag>  the document must still have this ETag
+  <etag>  the document must still have this ETag: 32 hex digits, no quotes
+          (upper case is the same ETag; anything else exits 2)
   ''      the key must not exist (create only)
   '*'     the key must exist, any version
 

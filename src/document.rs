@@ -18,7 +18,7 @@ use crate::error::Error;
 
 /// Chunk size of every copy: large enough for throughput, small for memory.
 pub const CHUNK: usize = 64 * 1024;
-/// The deepest nesting accepted (SPEC.md: up to 128).
+/// The deepest nesting accepted (docs/contract.md: up to 128).
 pub const MAX_DEPTH: usize = 128;
 
 /// Lower-case hex of an MD5 digest.

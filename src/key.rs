@@ -20,7 +20,7 @@ pub const DOCUMENT_SUFFIX: &str = ".json";
 pub struct Key(String);
 
 impl Key {
-    /// Checks the key rules of SPEC.md; an invalid key is a usage error (exit 2).
+    /// Checks the key rules of docs/contract.md; an invalid key is a usage error (exit 2).
     pub fn new(key: &str) -> Result<Key, Error> {
         let invalid = |why: &str| {
             Error::Usage(format!(

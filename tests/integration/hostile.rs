@@ -1,5 +1,5 @@
 //! Hostile input, as one table: what an attacker or a confused script would
-//! send, the exit code SPEC.md documents for it, and afterwards no stored
+//! send, the exit code docs/contract.md documents for it, and afterwards no stored
 //! document has changed and nothing exists outside the store. Then the
 //! cases a table row cannot hold: a 50 MiB string, a document replaced by a
 //! symbolic link, a lock directory that cannot be written.
