@@ -148,7 +148,7 @@ const SET_AFTER_HELP: &str = "\
 
 Examples:
   etagstore set config '{\"retries\":3}' --etag ''
-  etagstore set config -f config.json --etag \"$(etagstore etag config)\"
+  etag=$(etagstore get config -o doc.json)   # the document and its ETag, in one read
   jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"";
 
 const EDIT_AFTER_HELP: &str = "\
