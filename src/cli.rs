@@ -33,6 +33,9 @@ Examples:
   etagstore set greeting -f new.json --etag \"$etag\"        # exit 3 if someone wrote meanwhile
   etagstore list -l";
 
+/// The store when neither --store nor ETAGSTORE_DIR names one.
+pub const DEFAULT_STORE: &str = "_filestore";
+
 /// A key -> JSON document store with ETags: compare-and-swap writes for shell scripts.
 #[derive(Debug, Parser)]
 #[command(name = "etagstore", version, after_help = AFTER_HELP)]
@@ -44,13 +47,20 @@ pub struct Cli {
         global = true,
         env = "ETAGSTORE_DIR",
         value_name = "DIR",
-        default_value = "_filestore",
+        default_value = DEFAULT_STORE,
         hide_env_values = true
     )]
     pub store: PathBuf,
 
     /// Seconds a writer waits for another writer of the same key before exit 5
-    #[arg(long, global = true, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true
+    )]
     pub lock_timeout: f64,
 
     #[command(subcommand)]
@@ -108,7 +118,12 @@ pub struct WatchArgs {
     pub etag: Option<String>,
 
     /// Give up after SECONDS with exit 7
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true
+    )]
     pub timeout: Option<f64>,
 
     /// Print the `get --json` envelope of the new document instead of its ETag
@@ -273,7 +288,8 @@ pub struct ListArgs {
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
-        _ => Err(format!("'{text}' is not a number of seconds >= 0")),
+        Ok(seconds) if seconds < 0.0 => Err(format!("'{text}' must be ≥ 0 seconds")),
+        _ => Err(format!("'{text}' is not a number of seconds ≥ 0")),
     }
 }
 

@@ -4,6 +4,46 @@
 //! so every other failure (I/O, permissions) is exit 1.
 
 use std::fmt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The `--store` that suggested commands must repeat, when it is not the
+/// default: set once by `commands::run`.
+static STORE_FOR_HINTS: OnceLock<String> = OnceLock::new();
+
+/// Records the store this process works on, so every command an error
+/// suggests names it. A directory is made absolute: the suggestion may be
+/// pasted in another directory, where a relative path names another store.
+pub fn remember_store(store: &Path, is_default: bool) {
+    if is_default {
+        return;
+    }
+    let text = store.to_string_lossy();
+    let text = if text.contains("://") {
+        text.into_owned()
+    } else {
+        std::path::absolute(store)
+            .unwrap_or_else(|_| store.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let _ = STORE_FOR_HINTS.set(text);
+}
+
+/// A command line to suggest: `etagstore [--store S] ARGS`, every argument
+/// quoted for a POSIX shell.
+pub fn suggest<'a>(args: impl IntoIterator<Item = &'a str>) -> String {
+    let mut line = String::from("etagstore");
+    if let Some(store) = STORE_FOR_HINTS.get() {
+        line.push_str(" --store ");
+        line.push_str(&shell_words::quote(store));
+    }
+    for arg in args {
+        line.push(' ');
+        line.push_str(&shell_words::quote(arg));
+    }
+    escape_controls(&line)
+}
 
 /// A failure with a documented exit code other than 1.
 #[derive(Debug, PartialEq)]
@@ -58,18 +98,23 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(message) => f.write_str(message),
             Error::PreconditionFailed { key, given, found } => {
-                let found = if found.is_empty() {
-                    "the key does not exist".to_string()
+                let given = escape_controls(given);
+                if found.is_empty() {
+                    // No retry can help: the key must be created first.
+                    write!(
+                        f,
+                        "precondition failed for key {key:?}: --etag \"{given}\" but the key \
+                         does not exist; create it with: {}",
+                        suggest(["set", key, "VALUE", "--etag", ""])
+                    )
                 } else {
-                    format!("the current ETag is {found:?}")
-                };
-                write!(
-                    f,
-                    "precondition failed for key {key:?}: --etag \"{}\" but {found}; \
-                     re-read it (etagstore get {}) and retry",
-                    escape_controls(given),
-                    escape_controls(&shell_words::quote(key))
-                )
+                    write!(
+                        f,
+                        "precondition failed for key {key:?}: --etag \"{given}\" but the \
+                         current ETag is {found:?}; re-read it ({}) and retry",
+                        suggest(["get", key])
+                    )
+                }
             }
             Error::Conflict(message) => f.write_str(message),
             Error::NotFound { key } => write!(f, "key not found: {key:?}"),
@@ -92,9 +137,9 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "outcome unknown for key {key:?}: {}; the write may or may not have \
-                     happened: if it did, {etag} (check with: etagstore etag {})",
+                     happened: if it did, {etag} (check with: {})",
                     escape_controls(detail),
-                    escape_controls(&shell_words::quote(key))
+                    suggest(["etag", key])
                 )
             }
             Error::Hinted { error, hint } => write!(f, "{error}; {hint}"),
@@ -137,21 +182,40 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// Prints clap's answer to a command line it did not run: help and version
 /// as clap writes them (exit 0), a usage error as one `error:` line (exit 2).
-pub fn report_usage(error: &clap::Error) -> std::process::ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        let _ = error.print();
-        return std::process::ExitCode::SUCCESS;
+/// `subcommand` is the one named on the command line, if any, so the line
+/// can point at its own `--help`.
+pub fn report_usage(error: &clap::Error, subcommand: Option<&str>) -> std::process::ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            return std::process::ExitCode::SUCCESS;
+        }
+        // `etagstore` alone: the usage and the commands, as git does.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", error.render());
+            return std::process::ExitCode::from(2);
+        }
+        _ => {}
     }
-    eprintln!("{}", usage_line(&error.render().to_string()));
+    let unknown = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.as_str()),
+        _ => None,
+    };
+    let line = match (subcommand, unknown) {
+        (Some("set-unsafe"), Some(arg)) if arg.starts_with("--etag") => {
+            "error: set-unsafe takes no --etag; for a conditional write use: \
+             etagstore set KEY VALUE --etag E (see 'etagstore set --help')"
+                .to_string()
+        }
+        _ => usage_line(&error.render().to_string(), subcommand),
+    };
+    eprintln!("{}", escape_controls(&line));
     std::process::ExitCode::from(2)
 }
 
 /// clap's multi-line message folded into one line, without the usage block.
-fn usage_line(rendered: &str) -> String {
+fn usage_line(rendered: &str, subcommand: Option<&str>) -> String {
     let message: Vec<&str> = rendered
         .lines()
         .take_while(|line| !line.starts_with("Usage:"))
@@ -160,7 +224,11 @@ fn usage_line(rendered: &str) -> String {
         .collect();
     let message = message.join(" ");
     let message = message.strip_prefix("error: ").unwrap_or(&message);
-    format!("error: {message} (see 'etagstore --help')")
+    let help = match subcommand {
+        Some(name) => format!("etagstore {name} --help"),
+        None => "etagstore --help".to_string(),
+    };
+    format!("error: {message} (see '{help}')")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use etagstore::error;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return error::report_usage(&e),
+        Err(e) => return error::report_usage(&e, subcommand_named().as_deref()),
     };
     match etagstore::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -21,4 +21,16 @@ fn main() -> ExitCode {
             ExitCode::from(error::exit_code(&e))
         }
     }
+}
+
+/// The first argument that names a subcommand, for usage errors: only
+/// reached when the command line did not parse.
+fn subcommand_named() -> Option<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    std::env::args().skip(1).find_map(|arg| {
+        command
+            .find_subcommand(&arg)
+            .map(|sub| sub.get_name().to_string())
+    })
 }

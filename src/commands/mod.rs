@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DEFAULT_STORE};
+use crate::error;
 use crate::store;
 
 /// Runs the parsed command line, writing its data to standard output.
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man => return completions::man(),
         _ => {}
     }
+    error::remember_store(&cli.store, cli.store == std::path::Path::new(DEFAULT_STORE));
     let lock_timeout = Duration::try_from_secs_f64(cli.lock_timeout).unwrap_or(Duration::MAX);
     let store = store::open(&cli.store, lock_timeout)?;
     let stdout = io::stdout();

@@ -1,13 +1,16 @@
 //! `set KEY [VALUE] --etag E`: the compare-and-swap write.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{InputArgs, SetArgs};
 use crate::document::Named;
+use crate::error::Error;
 use crate::key::Key;
 use crate::progress::Meter;
 use crate::store::{Precondition, Store};
@@ -35,9 +38,9 @@ pub fn write(
             store.put(&key, &mut reader, precondition)?
         }
         // Taken as bytes, so a VALUE that is not UTF-8 is an invalid document (exit 6).
-        (Some(value), None) if value != "-" => {
-            store.put(&key, &mut value.as_bytes(), precondition)?
-        }
+        (Some(value), None) if value != "-" => store
+            .put(&key, &mut value.as_bytes(), precondition)
+            .map_err(|e| with_value_hint(e, value))?,
         _ => {
             let mut meter = Meter::new("set", None);
             let mut reader = meter.reader(Named::new(io::stdin().lock(), "standard input"));
@@ -46,4 +49,34 @@ pub fn write(
     };
     writeln!(out, "{etag}")?;
     Ok(())
+}
+
+/// An invalid VALUE gets the fix for the two usual mistakes: a file name
+/// where `-f FILE` was meant, and a string without its JSON quotes.
+fn with_value_hint(error: anyhow::Error, value: &OsStr) -> anyhow::Error {
+    let (Some(Error::InvalidDocument(message)), Some(value)) =
+        (error.downcast_ref::<Error>(), value.to_str())
+    else {
+        return error;
+    };
+    let hint = if Path::new(value).is_file() {
+        format!("did you mean -f {}?", shell_words::quote(value))
+    } else if value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+    {
+        let quoted = serde_json::to_string(value).expect("a string serializes");
+        format!(
+            "a string must be quoted as JSON: {}",
+            shell_words::quote(&quoted)
+        )
+    } else {
+        return error;
+    };
+    Error::Hinted {
+        error: Box::new(Error::InvalidDocument(message.clone())),
+        hint,
+    }
+    .into()
 }

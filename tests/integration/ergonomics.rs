@@ -341,7 +341,10 @@ fn error_lines_carry_the_next_step_for_codes_2_to_6() {
         .code(3)
         .stderr(
             predicate::str::contains(etag.as_str())
-                .and(predicate::str::contains("etagstore get k"))
+                .and(predicate::str::contains(format!(
+                    "etagstore --store {} get k",
+                    env.store().display()
+                )))
                 .and(predicate::function(one_line)),
         );
     env.holding_lock("k", || {

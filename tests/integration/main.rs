@@ -41,3 +41,5 @@ mod azure_foreign;
 mod outcomes;
 // Edges of get -o, watch, export/import and edit's child.
 mod command_edges;
+// A new user's mistakes: each gets an answer that fixes it.
+mod first_contact;

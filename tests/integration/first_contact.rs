@@ -1,0 +1,160 @@
+//! A new user's mistakes: each gets one `error:` line that names the fix,
+//! the documented exit code, and no change to the store.
+
+use predicates::prelude::*;
+
+use crate::common::{one_error_line, TestStore};
+
+#[test]
+fn set_with_star_on_a_missing_key_says_to_create_it_not_to_retry() {
+    let env = TestStore::new();
+    for etag in ["*", "0123456789abcdef0123456789abcdef"] {
+        env.cmd()
+            .args(["set", "k", "1", "--etag", etag])
+            .assert()
+            .code(3)
+            .stderr(
+                one_error_line()
+                    .and(predicate::str::contains("does not exist; create it with:"))
+                    .and(predicate::str::contains("set k VALUE --etag ''"))
+                    .and(predicate::str::contains("retry").not()),
+            );
+    }
+    assert!(!env.path("k").exists());
+}
+
+#[test]
+fn every_suggested_command_names_a_store_that_is_not_the_default() {
+    let env = TestStore::new();
+    let etag = env.put("k", "1");
+    let store = env.store().display().to_string();
+    // A relative --store is made absolute: the suggestion may be pasted elsewhere.
+    std::fs::create_dir(env.root().join("rel")).unwrap();
+    let relative = env.root().join("rel").display().to_string();
+    let zeros = "0".repeat(32);
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["--store", &store, "set", "k", "2", "--etag", &zeros],
+            "",
+        ),
+        (
+            vec!["--store", "rel", "set", "k", "2", "--etag", "*"],
+            &relative,
+        ),
+        (vec!["--store", &store, "delete", "k", "--etag", &zeros], ""),
+    ];
+    for (args, expected_store) in cases {
+        let expected_store = if expected_store.is_empty() {
+            &store
+        } else {
+            expected_store
+        };
+        env.cmd_without_store()
+            .args(&args)
+            .assert()
+            .code(3)
+            .stderr(one_error_line().and(predicate::str::contains(format!(
+                "etagstore --store {expected_store} "
+            ))));
+    }
+    // Through ETAGSTORE_DIR, too.
+    env.cmd_without_store()
+        .env("ETAGSTORE_DIR", &store)
+        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "etagstore --store {store} get k"
+        )));
+    // The default store is not repeated.
+    let default = TestStore::new();
+    default
+        .cmd_without_store()
+        .args(["set", "k", "1", "--etag", "*"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("create it with: etagstore set k"));
+    assert_eq!(env.file("k").unwrap(), b"1", "{etag}");
+}
+
+#[test]
+fn a_store_with_a_space_is_quoted_for_the_shell_in_hints() {
+    let env = TestStore::new();
+    let store = env.root().join("my store");
+    env.cmd_without_store()
+        .arg("--store")
+        .arg(&store)
+        .args(["set", "k", "1", "--etag", "*"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(format!(
+            "etagstore --store '{}' set k VALUE --etag ''",
+            store.display()
+        )));
+}
+
+#[test]
+fn no_arguments_print_the_usage_and_the_commands_with_exit_2() {
+    let env = TestStore::new();
+    env.cmd_without_store().assert().code(2).stdout("").stderr(
+        predicate::str::contains("Usage: etagstore")
+            .and(predicate::str::contains("Commands:"))
+            .and(predicate::str::contains("set-unsafe")),
+    );
+}
+
+#[test]
+fn usage_errors_point_at_the_subcommand_help_and_give_the_right_tip() {
+    let env = TestStore::new();
+    env.cmd()
+        .args(["set", "k", "1"])
+        .assert()
+        .code(2)
+        .stderr(one_error_line().and(predicate::str::contains("(see 'etagstore set --help')")));
+    env.cmd()
+        .args(["set-unsafe", "k", "1", "--etag", "*"])
+        .assert()
+        .code(2)
+        .stderr(
+            one_error_line()
+                .and(predicate::str::contains("set-unsafe takes no --etag"))
+                .and(predicate::str::contains("etagstore set KEY VALUE --etag E"))
+                .and(predicate::str::contains("to pass '--etag' as a value").not()),
+        );
+    for args in [
+        vec!["--lock-timeout", "-1", "get", "k"],
+        vec!["watch", "k", "--timeout", "-1"],
+    ] {
+        env.cmd()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(one_error_line().and(predicate::str::contains("must be ≥ 0")));
+    }
+    assert!(!env.store().exists());
+}
+
+#[test]
+fn a_file_name_or_a_bare_string_as_value_gets_the_fix() {
+    let env = TestStore::new();
+    std::fs::write(env.root().join("config.json"), "{}").unwrap();
+    env.cmd()
+        .args(["set", "config", "config.json", "--etag", ""])
+        .assert()
+        .code(6)
+        .stderr(one_error_line().and(predicate::str::contains("did you mean -f config.json?")));
+    env.cmd()
+        .args(["set-unsafe", "name", "Ann Lee"])
+        .assert()
+        .code(6)
+        .stderr(one_error_line().and(predicate::str::contains(
+            r#"a string must be quoted as JSON: '"Ann Lee"'"#,
+        )));
+    // Broken JSON that is not one of those two mistakes gets no guess.
+    env.cmd()
+        .args(["set-unsafe", "name", "{x"])
+        .assert()
+        .code(6)
+        .stderr(one_error_line().and(predicate::str::contains("did you mean").not()));
+    assert!(!env.path("config").exists() && !env.path("name").exists());
+}
