@@ -283,6 +283,10 @@ pub struct ListArgs {
     /// One JSON object a line: key, etag, size, modified
     #[arg(long)]
     pub json: bool,
+
+    /// End each entry with NUL instead of a newline, for xargs -0
+    #[arg(short = 'z', long = "null", conflicts_with = "json")]
+    pub null: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {

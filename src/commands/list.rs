@@ -1,6 +1,6 @@
-//! `list [PREFIX] [-l | --json]`: the keys, sorted.
+//! `list [PREFIX] [-l | --json] [-z]`: the keys, sorted.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -11,6 +11,9 @@ use crate::store::{Details, Store};
 pub fn run(args: &ListArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
     let prefix = args.prefix.as_deref().unwrap_or("");
     let entries = store.list(prefix, args.long || args.json)?;
+    // One write for many lines, not one a line.
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    let end = if args.null { '\0' } else { '\n' };
     for entry in entries {
         let key = entry.key.as_str();
         match entry.details {
@@ -27,12 +30,13 @@ pub fn run(args: &ListArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
                         "{{\"key\":{key},\"etag\":\"{etag}\",\"size\":{size},\"modified\":\"{modified}\"}}"
                     )?;
                 } else {
-                    writeln!(out, "{etag}\t{size}\t{modified}\t{key}")?;
+                    write!(out, "{etag}\t{size}\t{modified}\t{key}{end}")?;
                 }
             }
-            None => writeln!(out, "{key}")?,
+            None => write!(out, "{key}{end}")?,
         }
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -42,8 +42,12 @@ pub fn write(
             .put(&key, &mut value.as_bytes(), precondition)
             .map_err(|e| with_value_hint(e, value))?,
         _ => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("note: reading the document from the terminal; end it with Ctrl-D");
+            }
             let mut meter = Meter::new("set", None);
-            let mut reader = meter.reader(Named::new(io::stdin().lock(), "standard input"));
+            let mut reader = meter.reader(Named::new(stdin.lock(), "standard input"));
             store.put(&key, &mut reader, precondition)?
         }
     };

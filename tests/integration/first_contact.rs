@@ -158,3 +158,45 @@ fn a_file_name_or_a_bare_string_as_value_gets_the_fix() {
         .stderr(one_error_line().and(predicate::str::contains("did you mean").not()));
     assert!(!env.path("config").exists() && !env.path("name").exists());
 }
+
+#[test]
+fn list_z_ends_each_entry_with_nul_for_xargs_0() {
+    let env = TestStore::new();
+    env.put("a b", "1");
+    env.put("c\u{e9}", "2");
+    let out = env.cmd().args(["list", "-z"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, "a b\0c\u{e9}\0".as_bytes());
+    let long = env.cmd().args(["list", "--null", "-l"]).output().unwrap();
+    assert_eq!(long.stdout.iter().filter(|&&b| b == 0).count(), 2);
+    assert!(!long.stdout.contains(&b'\n'));
+}
+
+#[test]
+fn a_file_size_limit_is_an_error_line_and_leaves_nothing_behind() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    let big = env.root().join("big.json");
+    std::fs::write(&big, vec![b'7'; 300_000]).unwrap();
+    // `ulimit -f 100` is 100 blocks of 512 bytes: the write gets EFBIG, and
+    // without SIGXFSZ ignored the process would be killed mid-write.
+    let script = format!(
+        "ulimit -f 100 && exec '{}' --store '{}' set-unsafe k -f '{}'",
+        TestStore::bin().display(),
+        env.store().display(),
+        big.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert_eq!(env.file("k").unwrap(), b"1");
+    assert!(env.temp_files().is_empty());
+}
