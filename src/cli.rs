@@ -94,8 +94,27 @@ pub enum Command {
     Import(ImportArgs),
     /// Print a completion script for a shell
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff) of the tool or of one subcommand, or write them all
+    #[command(after_help = MAN_AFTER_HELP)]
+    Man(ManArgs),
+}
+
+const MAN_AFTER_HELP: &str = "\
+Examples:
+  etagstore man | man -l -                       # read the page now
+  etagstore man set | man -l -                   # the page of one subcommand
+  mkdir -p ~/.local/share/man/man1 && etagstore man --dir ~/.local/share/man/man1
+  man etagstore-set                              # after --dir, where man looks";
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: the tool's)
+    #[arg(conflicts_with = "dir")]
+    pub subcommand: Option<String>,
+
+    /// Write etagstore.1 and one etagstore-SUBCOMMAND.1 a subcommand into DIR
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 const WATCH_AFTER_HELP: &str = "\

@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // These two describe the program, not a store: no store is opened.
     match &cli.command {
         Command::Completions(args) => return completions::completions(args.shell),
-        Command::Man => return completions::man(),
+        Command::Man(args) => return completions::man(args),
         _ => {}
     }
     // A file-size limit (ulimit -f) must fail a write with EFBIG, which
@@ -49,7 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => watch::run(args, store.as_ref(), &mut out)?,
         Command::Export(args) => export::run(args, store.as_ref(), &mut out)?,
         Command::Import(args) => import::run(args, store.as_ref())?,
-        Command::Completions(_) | Command::Man => unreachable!("handled above"),
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(())

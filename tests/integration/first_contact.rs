@@ -200,3 +200,52 @@ fn a_file_size_limit_is_an_error_line_and_leaves_nothing_behind() {
     assert_eq!(env.file("k").unwrap(), b"1");
     assert!(env.temp_files().is_empty());
 }
+
+#[test]
+fn man_dir_writes_one_page_a_subcommand_with_exit_codes_and_examples_kept_as_written() {
+    let env = TestStore::new();
+    let dir = env.root().join("man1");
+    std::fs::create_dir(&dir).unwrap();
+    env.cmd()
+        .arg("man")
+        .arg("--dir")
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    for sub in [
+        "etagstore",
+        "etagstore-get",
+        "etagstore-etag",
+        "etagstore-set",
+        "etagstore-set-unsafe",
+        "etagstore-edit",
+        "etagstore-delete",
+        "etagstore-list",
+        "etagstore-watch",
+        "etagstore-export",
+        "etagstore-import",
+    ] {
+        let page = std::fs::read_to_string(dir.join(format!("{sub}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH {sub} 1")), "{sub}");
+        assert!(page.contains("outcome unknown"), "{sub}: the exit codes");
+        assert!(page.contains(".nf\n"), "{sub}: preformatted blocks");
+    }
+    let set = std::fs::read_to_string(dir.join("etagstore-set.1")).unwrap();
+    assert!(
+        set.contains("etag=$(etagstore get config \\-o doc.json)")
+            || set.contains("etag=$(etagstore get config -o doc.json)")
+    );
+    // One page on standard output, and a wrong name is a usage error.
+    env.cmd()
+        .args(["man", "set"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH etagstore-set 1"));
+    env.cmd()
+        .args(["man", "sett"])
+        .assert()
+        .code(2)
+        .stderr(one_error_line().and(predicate::str::contains("set-unsafe")));
+}
