@@ -141,7 +141,11 @@ fn after_an_sdk_upload_that_copies_old_metadata_the_old_etag_is_stale() {
     }
     env.cmd().args(["get", "k"]).assert().success().stdout(v2);
     // Every command reports the ETag of the bytes.
-    env.cmd().args(["etag", "k"]).assert().success().stdout(line(&e2));
+    env.cmd()
+        .args(["etag", "k"])
+        .assert()
+        .success()
+        .stdout(line(&e2));
     env.cmd()
         .args(["list", "-l"])
         .assert()
@@ -162,11 +166,9 @@ fn after_an_sdk_upload_that_copies_old_metadata_the_old_etag_is_stale() {
         .assert()
         .success()
         .stderr("");
-    env.cmd()
-        .args(["get", "k"])
-        .assert()
-        .success()
-        .stdout("{\"n\":11}\n");
+    let out = env.cmd().args(["get", "k"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["n"], 11);
     // A delete with the right ETag deletes.
     let now = String::from_utf8(env.cmd().args(["etag", "k"]).output().unwrap().stdout).unwrap();
     env.cmd()
@@ -291,4 +293,71 @@ while done < 20:
     let out = env.cmd().args(["get", "counter"]).output().unwrap();
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["n"], 100, "lost increments");
+}
+
+#[test]
+fn an_etagstore_write_keeps_the_metadata_and_headers_others_set() {
+    let Some((env, sdk)) = setup() else {
+        return;
+    };
+    sdk.run(
+        r#"
+blob("p.json").upload_blob(b'{"n": 1}', metadata={"owner": "py", "Team": "blue"},
+    content_settings=ContentSettings(cache_control="max-age=60", content_language="en",
+        content_disposition="inline", content_type="application/json; charset=utf-8"))
+"#,
+    );
+    let check = r#"
+p = blob("p.json").get_blob_properties()
+c = p.content_settings
+meta = {k.lower(): v for k, v in p.metadata.items()}
+print(meta.get("owner"), meta.get("team"), c.cache_control, c.content_language,
+      c.content_disposition, c.content_type, sorted(meta))
+"#;
+    let kept = "py blue max-age=60 en inline application/json; charset=utf-8 \
+                ['etagstore_md5', 'owner', 'team']";
+    let etag = md5_hex(b"{\"n\": 1}");
+    for args in [
+        vec!["set", "p", "{\"n\": 2}", "--etag", etag.as_str()],
+        vec!["set", "p", "{\"n\": 3}", "--etag", "*"],
+        vec!["edit", "p", "--jq", ".n += 1"],
+        vec!["set-unsafe", "p", "{\"n\": 5}"],
+    ] {
+        env.cmd().args(&args).assert().success().stderr("");
+        assert_eq!(sdk.run(check), kept, "after {args:?}");
+    }
+}
+
+#[test]
+fn a_stored_blob_that_is_not_json_gets_the_exit_codes_of_the_directory_store() {
+    let Some((env, sdk)) = setup() else {
+        return;
+    };
+    let bytes = b"not json";
+    let etag = md5_hex(bytes);
+    let cases = [
+        vec!["get", "k"],
+        vec!["get", "k", "--json"],
+        vec!["etag", "k"],
+        vec!["edit", "k", "--jq", "."],
+        vec!["list", "-l"],
+        vec!["watch", "k", "--etag", ""],
+        vec!["set", "k", "1", "--etag", etag.as_str()],
+        vec!["delete", "k", "--etag", etag.as_str()],
+    ];
+    for args in cases {
+        let dir = TestStore::new();
+        std::fs::create_dir_all(dir.store()).unwrap();
+        std::fs::write(dir.path("k"), bytes).unwrap();
+        let on_dir = dir.cmd().args(&args).output().unwrap();
+        sdk.run("blob('k.json').upload_blob(b'not json', overwrite=True)");
+        let on_azure = env.cmd().args(&args).output().unwrap();
+        assert_eq!(
+            on_azure.status.code(),
+            on_dir.status.code(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&on_azure.stderr)
+        );
+        assert_eq!(on_azure.stdout.is_empty(), on_dir.stdout.is_empty(), "{args:?}");
+    }
 }
