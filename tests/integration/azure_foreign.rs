@@ -361,3 +361,183 @@ fn a_stored_blob_that_is_not_json_gets_the_exit_codes_of_the_directory_store() {
         assert_eq!(on_azure.stdout.is_empty(), on_dir.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// `cmd` authorised by the account SAS instead of the Shared Key.
+fn with_sas(mut cmd: assert_cmd::Command) -> assert_cmd::Command {
+    cmd.env_remove("AZURE_STORAGE_ACCOUNT_KEY")
+        .env("AZURE_STORAGE_SAS_KEY", azurite::account_sas());
+    cmd
+}
+
+/// Keys whose blob names hold `%` escapes, and a plain one.
+const AWKWARD_KEYS: [&str; 7] = [
+    "plain",
+    "users/alice",
+    "with space",
+    "ünïcødé",
+    "100%",
+    "til~de",
+    "q?and#hash",
+];
+
+#[test]
+fn conditional_deletes_of_awkward_keys_work_with_a_shared_key_and_with_sas() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    for sas in [false, true] {
+        for key in AWKWARD_KEYS {
+            let doc = format!("{{\"key\": {key:?}}}");
+            let etag = md5_hex(doc.as_bytes());
+            env.put(key, &doc);
+            let cmd = |args: &[&str]| {
+                let mut cmd = env.cmd();
+                cmd.args(args);
+                if sas {
+                    with_sas(cmd)
+                } else {
+                    cmd
+                }
+            };
+            cmd(&["delete", key, "--etag", &md5_hex(b"stale")])
+                .assert()
+                .code(3)
+                .stdout("")
+                .stderr(one_error_line());
+            cmd(&["delete", key, "--etag", &etag])
+                .assert()
+                .success()
+                .stdout("")
+                .stderr("");
+            cmd(&["get", key]).assert().code(4).stdout("");
+            env.put(key, &doc);
+            cmd(&["delete", key, "--etag", "*"]).assert().success().stderr("");
+            cmd(&["get", key]).assert().code(4).stdout("");
+        }
+    }
+}
+
+#[test]
+fn a_store_whose_prefix_has_awkward_characters_lists_every_key() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let container = env.azurite_store().unwrap().container.clone();
+    let mut keys: Vec<&str> = AWKWARD_KEYS.to_vec();
+    keys.sort();
+    let mut tested = 0;
+    for prefix in [
+        "team-a", "tëam", "a%b", "a%2Fb", "a~b", "a#b", "a?b", "x/ü/y", "sp ace",
+    ] {
+        let store = format!("az://{container}/{prefix}");
+        let cmd = |args: &[&str]| {
+            let mut cmd = env.cmd_without_store();
+            cmd.arg("--store").arg(&store).args(args);
+            cmd
+        };
+        // A prefix the address rules refuse is a usage error, and nothing
+        // else happens; the rest must list what they hold.
+        let first = cmd(&["set", keys[0], "{}", "--etag", ""]).output().unwrap();
+        if first.status.code() == Some(2) {
+            eprintln!("prefix {prefix:?} is refused: {}", String::from_utf8_lossy(&first.stderr));
+            continue;
+        }
+        assert!(first.status.success(), "{prefix:?}: {first:?}");
+        tested += 1;
+        for key in &keys[1..] {
+            cmd(&["set", key, "{}", "--etag", ""]).assert().success();
+        }
+        let listed: String = keys.iter().map(|key| format!("{key}\n")).collect();
+        cmd(&["list"]).assert().success().stdout(listed).stderr("");
+        let long = cmd(&["list", "-l"]).assert().success().stderr("");
+        let long = String::from_utf8(long.get_output().stdout.clone()).unwrap();
+        assert_eq!(long.lines().count(), keys.len(), "{prefix:?}: {long}");
+        for (line, key) in long.lines().zip(&keys) {
+            assert!(line.starts_with(&md5_hex(b"{}")), "{prefix:?}: {line}");
+            assert!(line.ends_with(&format!("\t{key}")), "{prefix:?}: {line}");
+        }
+        cmd(&["list", "users/"])
+            .assert()
+            .success()
+            .stdout("users/alice\n");
+        let export = cmd(&["export"]).assert().success().stderr("");
+        let lines = String::from_utf8(export.get_output().stdout.clone()).unwrap();
+        assert_eq!(lines.lines().count(), keys.len(), "{prefix:?}: {lines}");
+    }
+    assert!(tested >= 1, "no prefix was accepted");
+}
+
+/// A TCP proxy on 127.0.0.1 to Azurite that counts the bytes Azurite sends.
+fn counting_proxy(port: u16) -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&received);
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let counter = Arc::clone(&counter);
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut client_read, &mut server_write);
+                let _ = server_write.shutdown(std::net::Shutdown::Write);
+            });
+            thread::spawn(move || {
+                let (mut server, mut client) = (server, client);
+                let mut buf = [0u8; 64 * 1024];
+                loop {
+                    match server.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                            if client.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (proxy_port, received)
+}
+
+#[test]
+fn an_idle_watch_downloads_the_document_at_most_once() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let size = 5 << 20;
+    let doc = format!("{{\"s\": \"{}\"}}", "x".repeat(size));
+    let etag = env.put("big", &doc);
+    let (port, received) = counting_proxy(env.azurite_store().unwrap().port);
+    env.cmd()
+        .env("AZURITE_BLOB_STORAGE_URL", format!("http://127.0.0.1:{port}"))
+        .args(["watch", "big", "--timeout", "3"])
+        .assert()
+        .code(7)
+        .stdout("")
+        .stderr(one_error_line());
+    let received = received.load(Ordering::Relaxed);
+    // One body, plus headers of the polls.
+    assert!(
+        (size as u64..size as u64 + (1 << 20)).contains(&received),
+        "an idle watch received {received} bytes for a {size}-byte document"
+    );
+    // A change is still seen, and its body read.
+    let mut watch = env
+        .process()
+        .args(["watch", "big", "--etag", &etag])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.put("big", "{\"s\": \"changed\"}");
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, line(&md5_hex(b"{\"s\": \"changed\"}")).as_bytes());
+}
