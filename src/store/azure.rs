@@ -27,7 +27,6 @@ use md5::{Digest, Md5};
 use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
 use object_store::path::Path as BlobPath;
-use object_store::signer::Signer;
 use object_store::{
     Attribute, Attributes, BackoffConfig, ClientConfigKey, ClientOptions, GetOptions, ObjectStore,
     ObjectStoreExt, PutMode, PutOptions, PutPayload, PutPayloadMut, RetryConfig, UpdateVersion,
@@ -61,8 +60,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a 256 MiB body on a slow link; a dead connection is
 /// caught earlier by the connect timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a SAS URL for one DELETE stays valid.
-const SAS_LIFETIME: Duration = Duration::from_secs(300);
 /// Concurrent property reads of `list -l`.
 const LIST_CONCURRENCY: usize = 16;
 /// The emulator's account, for messages.
@@ -365,38 +362,54 @@ impl AzureStore {
     }
 
     /// Sends `DELETE` with `If-Match`. object_store 0.14 has no conditional
-    /// delete, so the request is authorised by a short-lived SAS URL from its
-    /// `Signer` (or the SAS token the store was opened with) and sent through
-    /// the same HTTP client, with no retry: a 412 then says what happened.
+    /// delete, so the request is made here, for the blob name exactly as
+    /// every other request names it, and sent through the same HTTP client
+    /// with no retry: a 412 then says what happened. It is signed with the
+    /// Shared Key (`listing::shared_key`), carries the SAS token, or the
+    /// Entra ID bearer token object_store holds.
     async fn delete_if_match(&self, path: &BlobPath, service_etag: &str) -> Result<Deleted> {
-        let credential = self
-            .writes
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| self.error(e, "delete", path))?;
-        let url = match credential.as_ref() {
-            AzureCredential::SASToken(pairs) => {
-                let mut url = url::Url::parse(&format!("{}/", self.container_url))
-                    .context("the container URL")?;
-                url.path_segments_mut()
-                    .map_err(|()| anyhow!("the container URL cannot hold a path"))?
-                    .pop_if_empty()
-                    .extend(path.parts().map(|part| part.as_ref().to_string()));
-                url.query_pairs_mut().extend_pairs(pairs);
-                url
-            }
-            _ => self
-                .writes
-                .signed_url(Method::DELETE, path, SAS_LIFETIME)
-                .await
-                .map_err(|e| self.error(e, "delete", path))?,
-        };
-        let request = http::Request::builder()
+        let mut url =
+            url::Url::parse(&format!("{}/", self.container_url)).context("the container URL")?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("the container URL cannot hold a path"))?
+            .pop_if_empty()
+            .extend(path.parts().map(|part| part.as_ref().to_string()));
+        let mut request = http::Request::builder()
             .method(Method::DELETE)
-            .uri(url.as_str())
             .header("If-Match", service_etag)
-            .header("x-ms-version", "2021-08-06")
+            .header("x-ms-version", listing::VERSION);
+        match &self.list_auth {
+            Some(listing::ListAuth::SharedKey(key)) => {
+                let (date, authorization) =
+                    listing::shared_key(key, &self.account, "DELETE", service_etag, &url);
+                request = request
+                    .header("x-ms-date", date)
+                    .header("Authorization", authorization);
+            }
+            Some(listing::ListAuth::Sas(pairs)) => {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
+            None => {
+                let credential = self
+                    .writes
+                    .credentials()
+                    .get_credential()
+                    .await
+                    .map_err(|e| self.error(e, "delete", path))?;
+                match credential.as_ref() {
+                    AzureCredential::BearerToken(token) => {
+                        request = request.header("Authorization", format!("Bearer {token}"));
+                    }
+                    AzureCredential::SASToken(pairs) => {
+                        url.query_pairs_mut().extend_pairs(pairs);
+                    }
+                    // A key is always found by ListAuth::from_config.
+                    _ => return Err(anyhow!("no way to sign the DELETE of '{path}'")),
+                }
+            }
+        }
+        let request = request
+            .uri(url.as_str())
             .body(HttpRequestBody::empty())
             .context("cannot build the DELETE request")?;
         let response = self.http.execute(request).await.map_err(|e| {
