@@ -17,7 +17,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -38,10 +38,11 @@ mod listing;
 
 pub use address::Address;
 
+use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::key::Key;
-use crate::store::{Details, Entry, Precondition, Store};
+use crate::store::{Details, Entry, Precondition, Store, Waiter};
 
 /// The metadata name under which a write records the document's MD5, for
 /// information only: other clients can leave it stale, so it is never read.
@@ -690,6 +691,71 @@ impl Store for AzureStore {
 
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
         self.runtime.block_on(self.list_async(prefix, details))
+    }
+
+    /// Polls with HEAD: a wake-up means the service's ETag changed, so the
+    /// body is read again only then.
+    fn watch(&self, key: &Key) -> Result<Box<dyn Waiter>> {
+        let path = self.blob(key);
+        let version = self
+            .runtime
+            .block_on(self.version(&path, false))?
+            .map(|current| current.service_etag);
+        Ok(Box::new(VersionPoller {
+            runtime: Arc::clone(&self.runtime),
+            reads: self.reads.clone(),
+            name: format!(
+                "'{path}' in the Azure container '{}' of account '{}'",
+                self.container, self.account
+            ),
+            path,
+            version,
+            backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(500)),
+        }))
+    }
+}
+
+/// Waits for the service's ETag of one blob to change (or the blob to
+/// appear or go), one HEAD a poll, with backoff from 20 ms to 500 ms.
+struct VersionPoller {
+    runtime: Arc<Runtime>,
+    reads: MicrosoftAzure,
+    path: BlobPath,
+    name: String,
+    /// The service's ETag at the last look, `None`: no blob.
+    version: Option<String>,
+    backoff: Backoff,
+}
+
+impl Waiter for VersionPoller {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(self.backoff.next_pause().min(left));
+            let head = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            let now = match self.runtime.block_on(self.reads.get_opts(&self.path, head)) {
+                Ok(result) => result.meta.e_tag,
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => {
+                    return Err(anyhow!(
+                        "cannot read {}: {}",
+                        self.name,
+                        short(&one_line(&chain(&e)))
+                    ))
+                }
+            };
+            if now != self.version {
+                self.version = now;
+                return Ok(());
+            }
+        }
     }
 }
 
