@@ -358,7 +358,11 @@ fn a_stored_blob_that_is_not_json_gets_the_exit_codes_of_the_directory_store() {
             "{args:?}: {}",
             String::from_utf8_lossy(&on_azure.stderr)
         );
-        assert_eq!(on_azure.stdout.is_empty(), on_dir.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            on_azure.stdout.is_empty(),
+            on_dir.stdout.is_empty(),
+            "{args:?}"
+        );
     }
 }
 
@@ -411,7 +415,10 @@ fn conditional_deletes_of_awkward_keys_work_with_a_shared_key_and_with_sas() {
                 .stderr("");
             cmd(&["get", key]).assert().code(4).stdout("");
             env.put(key, &doc);
-            cmd(&["delete", key, "--etag", "*"]).assert().success().stderr("");
+            cmd(&["delete", key, "--etag", "*"])
+                .assert()
+                .success()
+                .stderr("");
             cmd(&["get", key]).assert().code(4).stdout("");
         }
     }
@@ -439,7 +446,10 @@ fn a_store_whose_prefix_has_awkward_characters_lists_every_key() {
         // else happens; the rest must list what they hold.
         let first = cmd(&["set", keys[0], "{}", "--etag", ""]).output().unwrap();
         if first.status.code() == Some(2) {
-            eprintln!("prefix {prefix:?} is refused: {}", String::from_utf8_lossy(&first.stderr));
+            eprintln!(
+                "prefix {prefix:?} is refused: {}",
+                String::from_utf8_lossy(&first.stderr)
+            );
             continue;
         }
         assert!(first.status.success(), "{prefix:?}: {first:?}");
@@ -517,7 +527,10 @@ fn an_idle_watch_downloads_the_document_at_most_once() {
     let etag = env.put("big", &doc);
     let (port, received) = counting_proxy(env.azurite_store().unwrap().port);
     env.cmd()
-        .env("AZURITE_BLOB_STORAGE_URL", format!("http://127.0.0.1:{port}"))
+        .env(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
         .args(["watch", "big", "--timeout", "3"])
         .assert()
         .code(7)
@@ -539,5 +552,44 @@ fn an_idle_watch_downloads_the_document_at_most_once() {
     env.put("big", "{\"s\": \"changed\"}");
     let out = watch.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, line(&md5_hex(b"{\"s\": \"changed\"}")).as_bytes());
+    assert_eq!(
+        out.stdout,
+        line(&md5_hex(b"{\"s\": \"changed\"}")).as_bytes()
+    );
+}
+
+#[test]
+fn a_content_md5_set_by_another_client_is_not_trusted_either() {
+    let Some((env, sdk)) = setup() else {
+        return;
+    };
+    let doc = "{\"v\": 1}";
+    let etag = env.put("k", doc);
+    let never = b"{\"never\": \"stored\"}";
+    // Set Blob Properties stores any Content-MD5 without looking at the bytes.
+    let shown = sdk.run(
+        r#"
+b = blob("k.json")
+b.set_http_headers(ContentSettings(content_type="application/json",
+    content_md5=bytearray(hashlib.md5(b'{"never": "stored"}').digest())))
+print(bytes(b.get_blob_properties().content_settings.content_md5).hex())
+"#,
+    );
+    assert_eq!(shown, md5_hex(never));
+    for args in [vec!["set", "k", "[0]"], vec!["delete", "k"]] {
+        env.cmd()
+            .args(&args)
+            .args(["--etag", &md5_hex(never)])
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(format!(
+                "the current ETag is \"{etag}\""
+            )));
+    }
+    env.cmd().args(["etag", "k"]).assert().success().stdout(line(&etag));
+    env.cmd()
+        .args(["list", "-l"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!("{etag}\t")));
 }
