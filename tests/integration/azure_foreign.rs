@@ -543,7 +543,7 @@ fn an_idle_watch_downloads_the_document_at_most_once() {
         "an idle watch received {received} bytes for a {size}-byte document"
     );
     // A change is still seen, and its body read.
-    let mut watch = env
+    let watch = env
         .process()
         .args(["watch", "big", "--etag", &etag])
         .stdout(Stdio::piped())
@@ -586,7 +586,11 @@ print(bytes(b.get_blob_properties().content_settings.content_md5).hex())
                 "the current ETag is \"{etag}\""
             )));
     }
-    env.cmd().args(["etag", "k"]).assert().success().stdout(line(&etag));
+    env.cmd()
+        .args(["etag", "k"])
+        .assert()
+        .success()
+        .stdout(line(&etag));
     env.cmd()
         .args(["list", "-l"])
         .assert()
