@@ -597,3 +597,30 @@ print(bytes(b.get_blob_properties().content_settings.content_md5).hex())
         .success()
         .stdout(predicate::str::starts_with(format!("{etag}\t")));
 }
+
+#[test]
+fn edit_reads_the_document_once_although_its_write_is_conditioned_on_the_bytes() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let size = 1 << 20;
+    env.put(
+        "big",
+        format!("{{\"n\": 1, \"s\": \"{}\"}}", "x".repeat(size)),
+    );
+    let (port, received) = counting_proxy(env.azurite_store().unwrap().port);
+    env.cmd()
+        .env(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .args(["edit", "big", "--jq", ".n += 1"])
+        .assert()
+        .success()
+        .stderr("");
+    let received = received.load(Ordering::Relaxed);
+    assert!(
+        (size as u64..size as u64 * 3 / 2).contains(&received),
+        "edit received {received} bytes for a {size}-byte document"
+    );
+}
