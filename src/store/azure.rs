@@ -61,7 +61,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a 256 MiB body on a slow link; a dead connection is
 /// caught earlier by the connect timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// Concurrent property reads of `list -l`.
+/// Concurrent GETs of `list -l`, each hashing one document.
 const LIST_CONCURRENCY: usize = 16;
 /// The emulator's account, for messages.
 const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
@@ -88,7 +88,6 @@ pub struct AzureStore {
 }
 
 /// One version of a blob, as a read found it.
-#[derive(Clone)]
 struct Current {
     path: BlobPath,
     /// The MD5 of the bytes of exactly this version; `None` after a HEAD.
