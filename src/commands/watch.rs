@@ -69,6 +69,11 @@ pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<(
             .into());
         }
         waiter.wait(left.min(Duration::from_secs(3600)))?;
+        // Past the deadline: exit 7 without reading the document again (on
+        // Azure that read is a whole download).
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            continue;
+        }
         seen = read(store, &key, args.json)?;
     }
 }

@@ -3,20 +3,21 @@
 //!
 //! The ETag users see is the MD5 of the bytes, as on the file store. The
 //! service's own ETag (an opaque version) stays inside: a write with
-//! `--etag E` reads the blob's properties, compares their MD5 with `E`, then
-//! writes with `If-Match: <service ETag>`, so nothing can land in between.
-//! The MD5 travels with the blob as the metadata `etagstore_md5`; a blob
-//! without it (written by another tool) is hashed when it is read.
+//! `--etag E` reads the blob (GET: the bytes and the service ETag of that
+//! one version), hashes the bytes, compares with `E`, then writes with
+//! `If-Match: <service ETag>`, so nothing can land in between. Nothing a
+//! client can set (the `etagstore_md5` metadata etagstore still writes,
+//! `Content-MD5`) decides a precondition: docs/azure.md says why.
 //!
 //! object_store does the requests, credentials and retries. It runs on a
 //! current-thread tokio runtime that exists only in this store, so the file
 //! store never starts one. The one request object_store 0.14 cannot send, a
-//! DELETE with `If-Match`, goes through its HTTP client with a SAS URL from
-//! its own `Signer` (docs/azure.md explains the choice).
+//! DELETE with `If-Match`, goes through its HTTP client, signed here
+//! (docs/azure.md explains the choice).
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
@@ -26,7 +27,6 @@ use md5::{Digest, Md5};
 use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
 use object_store::path::Path as BlobPath;
-use object_store::signer::Signer;
 use object_store::{
     Attribute, Attributes, BackoffConfig, ClientConfigKey, ClientOptions, GetOptions, ObjectStore,
     ObjectStoreExt, PutMode, PutOptions, PutPayload, PutPayloadMut, RetryConfig, UpdateVersion,
@@ -38,13 +38,18 @@ mod listing;
 
 pub use address::Address;
 
+use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::key::Key;
-use crate::store::{Details, Entry, Precondition, Store};
+use crate::store::{Details, Entry, Precondition, Store, Waiter};
 
-/// The metadata name that holds the document's MD5 (lower-case hex).
+/// The metadata name under which a write records the document's MD5, for
+/// information only: other clients can leave it stale, so it is never read.
 const MD5_METADATA: &str = "etagstore_md5";
+/// A document up to this size is hashed while `open` streams it, so that a
+/// write conditioned on what was read (`edit`) needs no second GET.
+const REMEMBER_UP_TO: u64 = 16 << 20;
 /// How often a compare-and-swap re-reads after the service refused it
 /// (412) although the document still matched: the same content written
 /// again in between. Each round re-checks, none is a blind retry.
@@ -56,9 +61,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for a 256 MiB body on a slow link; a dead connection is
 /// caught earlier by the connect timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a SAS URL for one DELETE stays valid.
-const SAS_LIFETIME: Duration = Duration::from_secs(300);
-/// Concurrent property reads of `list -l`.
+/// Concurrent GETs of `list -l`, each hashing one document.
 const LIST_CONCURRENCY: usize = 16;
 /// The emulator's account, for messages.
 const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
@@ -76,17 +79,32 @@ pub struct AzureStore {
     container: String,
     /// The container's URL, for the requests object_store cannot send.
     container_url: String,
-    /// How `list -l` signs its own List Blobs request; `None`: one
-    /// properties read a key instead.
+    /// How the requests sent here (List Blobs, the conditional DELETE) are
+    /// signed; `None`: Entra ID, through object_store's credential.
     list_auth: Option<listing::ListAuth>,
+    /// The last version `open` read whole in this process, with the MD5 of
+    /// its bytes: the base of a write that follows (`edit`).
+    read: Arc<Mutex<Option<Current>>>,
 }
 
-/// What a properties read found: the blob's MD5 and the service's ETag.
+/// One version of a blob, as a read found it.
 struct Current {
-    md5: String,
+    path: BlobPath,
+    /// The MD5 of the bytes of exactly this version; `None` after a HEAD.
+    md5: Option<String>,
     service_etag: String,
     size: u64,
     modified: SystemTime,
+    /// Metadata and content headers, kept by a write that replaces it.
+    attributes: Attributes,
+}
+
+impl Current {
+    /// The ETag for a precondition check: the MD5 of the bytes (a HEAD,
+    /// which has none, only answers "exists").
+    fn etag(&self) -> &str {
+        self.md5.as_deref().unwrap_or_default()
+    }
 }
 
 impl AzureStore {
@@ -199,74 +217,80 @@ impl AzureStore {
             container: address.container,
             container_url,
             list_auth,
+            read: Arc::new(Mutex::new(None)),
         })
     }
 
-    fn blob(&self, key: &Key) -> BlobPath {
-        let name = if self.prefix.is_empty() {
-            key.file_name()
+    /// The blob name of `tail` (an encoded key, or the start of one) under
+    /// the store's prefix: the one place where blob names are made, for
+    /// writes, reads and listings alike. Nothing is percent-encoded here;
+    /// the URL encodes the name once, as it does every blob name.
+    fn blob_name(&self, tail: &str) -> String {
+        if self.prefix.is_empty() {
+            tail.to_string()
         } else {
-            format!("{}/{}", self.prefix, key.file_name())
-        };
-        BlobPath::parse(name).expect("an encoded key is one valid path segment")
+            format!("{}/{tail}", self.prefix)
+        }
     }
 
-    /// The blob's properties now, `None` if it does not exist. A blob
-    /// without the MD5 metadata is read and hashed.
-    async fn current(&self, path: &BlobPath) -> Result<Option<Current>> {
-        let head = GetOptions {
-            head: true,
+    fn blob(&self, key: &Key) -> BlobPath {
+        BlobPath::parse(self.blob_name(&key.file_name()))
+            .expect("a checked prefix and an encoded key make a valid path")
+    }
+
+    /// The blob now, `None` if it does not exist (and the container does).
+    async fn current(&self, path: &BlobPath, hash: bool) -> Result<Option<Current>> {
+        match self.version(path, hash).await? {
+            Some(current) => Ok(Some(current)),
+            None => self.not_found().await,
+        }
+    }
+
+    /// One version of the blob, `None` on a 404. With `hash`, one GET whose
+    /// bytes are hashed: the MD5 of exactly the version the service ETag
+    /// names. Without, a HEAD (service ETag, metadata and headers only).
+    async fn version(&self, path: &BlobPath, hash: bool) -> Result<Option<Current>> {
+        let options = GetOptions {
+            head: !hash,
             ..GetOptions::default()
         };
-        let result = match self.reads.get_opts(path, head).await {
+        let result = match self.reads.get_opts(path, options).await {
             Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return self.not_found().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.error(e, "read", path)),
         };
-        let md5 = result
-            .attributes
-            .get(&Attribute::Metadata(MD5_METADATA.into()))
-            .map(|value| value.to_string())
-            .filter(|md5| is_md5(md5));
         let meta = &result.meta;
-        let service_etag = meta
-            .e_tag
-            .clone()
-            .ok_or_else(|| anyhow!("the service sent no ETag for '{path}'"))?;
-        if let Some(md5) = md5 {
-            return Ok(Some(Current {
-                md5,
-                service_etag,
-                size: meta.size,
-                modified: meta.last_modified.into(),
-            }));
-        }
-        // Written by another tool: hash the bytes of exactly that version.
-        let get = GetOptions {
-            if_match: Some(service_etag.clone()),
-            ..GetOptions::default()
+        let mut current = Current {
+            path: path.clone(),
+            md5: None,
+            service_etag: meta
+                .e_tag
+                .clone()
+                .ok_or_else(|| anyhow!("the service sent no ETag for '{path}'"))?,
+            size: meta.size,
+            modified: meta.last_modified.into(),
+            attributes: result.attributes.clone(),
         };
-        let result = match self.reads.get_opts(path, get).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return self.not_found().await,
-            // Replaced since the HEAD: read the new version.
-            Err(object_store::Error::Precondition { .. }) => {
-                return Box::pin(self.current(path)).await
+        if hash {
+            let mut stream = result.into_stream();
+            let mut md5 = Md5::new();
+            while let Some(chunk) = stream.next().await {
+                md5.update(&chunk.map_err(|e| self.error(e, "read", path))?);
             }
-            Err(e) => return Err(self.error(e, "read", path)),
-        };
-        let (size, modified) = (result.meta.size, result.meta.last_modified.into());
-        let mut stream = result.into_stream();
-        let mut md5 = Md5::new();
-        while let Some(chunk) = stream.next().await {
-            md5.update(&chunk.map_err(|e| self.error(e, "read", path))?);
+            current.md5 = Some(document::hex(&md5.finalize()));
         }
-        Ok(Some(Current {
-            md5: document::hex(&md5.finalize()),
-            service_etag,
-            size,
-            modified,
-        }))
+        Ok(Some(current))
+    }
+
+    /// The version `open` read whole in this process, if it is of `path`
+    /// and its bytes hash to the ETag the write is conditioned on: then it
+    /// is the base of the write, with no second GET.
+    fn read_before(&self, path: &BlobPath, precondition: &Precondition) -> Option<Current> {
+        let Precondition::Matches(etag) = precondition else {
+            return None;
+        };
+        let read = self.read.lock().ok()?.take()?;
+        (read.path == *path && read.md5.as_deref() == Some(etag.as_str())).then_some(read)
     }
 
     /// A 404 means "no such blob" only if the container exists.
@@ -338,38 +362,54 @@ impl AzureStore {
     }
 
     /// Sends `DELETE` with `If-Match`. object_store 0.14 has no conditional
-    /// delete, so the request is authorised by a short-lived SAS URL from its
-    /// `Signer` (or the SAS token the store was opened with) and sent through
-    /// the same HTTP client, with no retry: a 412 then says what happened.
+    /// delete, so the request is made here, for the blob name exactly as
+    /// every other request names it, and sent through the same HTTP client
+    /// with no retry: a 412 then says what happened. It is signed with the
+    /// Shared Key (`listing::shared_key`), carries the SAS token, or the
+    /// Entra ID bearer token object_store holds.
     async fn delete_if_match(&self, path: &BlobPath, service_etag: &str) -> Result<Deleted> {
-        let credential = self
-            .writes
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| self.error(e, "delete", path))?;
-        let url = match credential.as_ref() {
-            AzureCredential::SASToken(pairs) => {
-                let mut url = url::Url::parse(&format!("{}/", self.container_url))
-                    .context("the container URL")?;
-                url.path_segments_mut()
-                    .map_err(|()| anyhow!("the container URL cannot hold a path"))?
-                    .pop_if_empty()
-                    .extend(path.parts().map(|part| part.as_ref().to_string()));
-                url.query_pairs_mut().extend_pairs(pairs);
-                url
-            }
-            _ => self
-                .writes
-                .signed_url(Method::DELETE, path, SAS_LIFETIME)
-                .await
-                .map_err(|e| self.error(e, "delete", path))?,
-        };
-        let request = http::Request::builder()
+        let mut url =
+            url::Url::parse(&format!("{}/", self.container_url)).context("the container URL")?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("the container URL cannot hold a path"))?
+            .pop_if_empty()
+            .extend(path.parts().map(|part| part.as_ref().to_string()));
+        let mut request = http::Request::builder()
             .method(Method::DELETE)
-            .uri(url.as_str())
             .header("If-Match", service_etag)
-            .header("x-ms-version", "2021-08-06")
+            .header("x-ms-version", listing::VERSION);
+        match &self.list_auth {
+            Some(listing::ListAuth::SharedKey(key)) => {
+                let (date, authorization) =
+                    listing::shared_key(key, &self.account, "DELETE", service_etag, &url);
+                request = request
+                    .header("x-ms-date", date)
+                    .header("Authorization", authorization);
+            }
+            Some(listing::ListAuth::Sas(pairs)) => {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
+            None => {
+                let credential = self
+                    .writes
+                    .credentials()
+                    .get_credential()
+                    .await
+                    .map_err(|e| self.error(e, "delete", path))?;
+                match credential.as_ref() {
+                    AzureCredential::BearerToken(token) => {
+                        request = request.header("Authorization", format!("Bearer {token}"));
+                    }
+                    AzureCredential::SASToken(pairs) => {
+                        url.query_pairs_mut().extend_pairs(pairs);
+                    }
+                    // A key is always found by ListAuth::from_config.
+                    _ => return Err(anyhow!("no way to sign the DELETE of '{path}'")),
+                }
+            }
+        }
+        let request = request
+            .uri(url.as_str())
             .body(HttpRequestBody::empty())
             .context("cannot build the DELETE request")?;
         let response = self.http.execute(request).await.map_err(|e| {
@@ -422,26 +462,33 @@ impl AzureStore {
         precondition: &Precondition,
     ) -> Result<()> {
         let path = self.blob(key);
+        let mut base = self.read_before(&path, precondition);
         for _ in 0..CAS_ROUNDS {
-            let mode = match precondition {
-                Precondition::Any => PutMode::Overwrite,
-                Precondition::Missing => PutMode::Create,
+            let (mode, kept) = match precondition {
+                Precondition::Missing => (PutMode::Create, Attributes::new()),
+                // No condition, but what others set on the blob is kept.
+                Precondition::Any => {
+                    let current = self.version(&path, false).await?;
+                    let kept = current.map(|c| c.attributes).unwrap_or_default();
+                    (PutMode::Overwrite, kept)
+                }
                 Precondition::Exists | Precondition::Matches(_) => {
-                    let current = self.current(&path).await?;
-                    precondition.check(key, current.as_ref().map(|c| c.md5.as_str()))?;
+                    let current = match base.take() {
+                        Some(base) => Some(base),
+                        None => self.current(&path, needs_bytes(precondition)).await?,
+                    };
+                    precondition.check(key, current.as_ref().map(Current::etag))?;
                     let current = current.expect("the precondition needs a document");
-                    PutMode::Update(UpdateVersion {
+                    let mode = PutMode::Update(UpdateVersion {
                         e_tag: Some(current.service_etag),
                         version: None,
-                    })
+                    });
+                    (mode, current.attributes)
                 }
             };
             let options = PutOptions {
                 mode,
-                attributes: Attributes::from_iter([
-                    (Attribute::ContentType, "application/json".to_string()),
-                    (Attribute::Metadata(MD5_METADATA.into()), etag.to_string()),
-                ]),
+                attributes: written(&kept, etag),
                 ..PutOptions::default()
             };
             match self.writes.put_opts(&path, payload.clone(), options).await {
@@ -450,8 +497,9 @@ impl AzureStore {
                 // precondition still holds (the same bytes written again).
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {
-                    let current = self.current(&path).await?;
-                    precondition.check(key, current.as_ref().map(|c| c.md5.as_str()))?;
+                    let current = self.current(&path, needs_bytes(precondition)).await?;
+                    precondition.check(key, current.as_ref().map(Current::etag))?;
+                    base = current;
                 }
                 Err(object_store::Error::NotFound { .. }) => {
                     // A PUT finds no blob only when the container is missing.
@@ -466,9 +514,13 @@ impl AzureStore {
 
     async fn delete_async(&self, key: &Key, precondition: &Precondition) -> Result<()> {
         let path = self.blob(key);
+        let mut base = self.read_before(&path, precondition);
         for _ in 0..CAS_ROUNDS {
-            let current = self.current(&path).await?;
-            precondition.check(key, current.as_ref().map(|c| c.md5.as_str()))?;
+            let current = match base.take() {
+                Some(base) => Some(base),
+                None => self.current(&path, needs_bytes(precondition)).await?,
+            };
+            precondition.check(key, current.as_ref().map(Current::etag))?;
             let Some(current) = current else {
                 return Ok(()); // nothing to delete, and that was the condition
             };
@@ -481,20 +533,7 @@ impl AzureStore {
     }
 
     async fn list_async(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
-        if let (true, Some(auth)) = (details, &self.list_auth) {
-            return self.list_with_details(auth, prefix).await;
-        }
-        let root = (!self.prefix.is_empty()).then(|| BlobPath::from(self.prefix.as_str()));
-        let listed: Vec<object_store::ObjectMeta> = self
-            .reads
-            .list(root.as_ref())
-            .try_collect()
-            .await
-            .map_err(|e| self.error(e, "list", root.as_ref().unwrap_or(&BlobPath::default())))?;
-        let mut keys: Vec<Key> = listed
-            .iter()
-            .filter_map(|meta| self.key_of(meta.location.as_ref(), prefix))
-            .collect();
+        let mut keys = self.list_keys(prefix).await?;
         keys.sort();
         if details {
             self.read_details(keys).await
@@ -506,62 +545,53 @@ impl AzureStore {
         }
     }
 
-    /// `list -l` from the listing itself: MD5 (metadata), size and time of
-    /// each blob come from the same entry of one List Blobs response.
-    async fn list_with_details(
-        &self,
-        auth: &listing::ListAuth,
-        prefix: &str,
-    ) -> Result<Vec<Entry>> {
-        // A key starts with PREFIX exactly when its encoding starts with
-        // PREFIX's encoding, so the service can filter.
-        let blob_prefix = if self.prefix.is_empty() {
-            crate::key::encode(prefix)
-        } else {
-            format!("{}/{}", self.prefix, crate::key::encode(prefix))
-        };
-        let listed = listing::list(
-            &self.http,
-            auth,
-            &self.container_url,
-            &self.account,
-            &blob_prefix,
-            MD5_METADATA,
-            READ_RETRIES,
-        )
-        .await
-        .map_err(|e| match e {
-            listing::ListError::ContainerMissing => self.container_missing(),
-            listing::ListError::Refused(detail) => self.refused(&detail),
-            listing::ListError::Other(why) => anyhow!(
-                "cannot list the Azure container '{}' of account '{}': {}",
-                self.container,
-                self.account,
-                short(&one_line(&why))
-            ),
-        })?;
-        let mut entries = Vec::new();
-        let mut unhashed = Vec::new();
-        for blob in listed {
-            let Some(key) = self.key_of(&blob.name, prefix) else {
-                continue;
-            };
-            match blob.md5.filter(|md5| is_md5(md5)) {
-                Some(md5) => entries.push(Entry {
-                    key,
-                    details: Some(Details {
-                        etag: md5,
-                        size: blob.size,
-                        modified: blob.modified,
-                    }),
-                }),
-                // Written by another tool: read and hash it.
-                None => unhashed.push(key),
+    /// The keys that start with `prefix`. With a Shared Key or a SAS token,
+    /// one List Blobs request per page, filtered on the service (a key
+    /// starts with PREFIX exactly when its encoding starts with PREFIX's
+    /// encoding); with Entra ID, object_store's listing of the store's prefix.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<Key>> {
+        let names: Vec<String> = match &self.list_auth {
+            Some(auth) => listing::list(
+                &self.http,
+                auth,
+                &self.container_url,
+                &self.account,
+                &self.blob_name(&crate::key::encode(prefix)),
+                READ_RETRIES,
+            )
+            .await
+            .map_err(|e| match e {
+                listing::ListError::ContainerMissing => self.container_missing(),
+                listing::ListError::Refused(detail) => self.refused(&detail),
+                listing::ListError::Other(why) => anyhow!(
+                    "cannot list the Azure container '{}' of account '{}': {}",
+                    self.container,
+                    self.account,
+                    short(&one_line(&why))
+                ),
+            })?,
+            None => {
+                let root = (!self.prefix.is_empty()).then(|| {
+                    BlobPath::parse(&self.prefix).expect("Address::parse checked the prefix")
+                });
+                let listed: Vec<object_store::ObjectMeta> = self
+                    .reads
+                    .list(root.as_ref())
+                    .try_collect()
+                    .await
+                    .map_err(|e| {
+                        self.error(e, "list", root.as_ref().unwrap_or(&BlobPath::default()))
+                    })?;
+                listed
+                    .into_iter()
+                    .map(|meta| meta.location.to_string())
+                    .collect()
             }
-        }
-        entries.extend(self.read_details(unhashed).await?);
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(entries)
+        };
+        Ok(names
+            .iter()
+            .filter_map(|name| self.key_of(name, prefix))
+            .collect())
     }
 
     /// The key a blob name under the store's prefix stands for, if it
@@ -576,17 +606,17 @@ impl AzureStore {
         Key::from_file_name(name).filter(|key| key.as_str().starts_with(prefix))
     }
 
-    /// ETag, size and time of each key from a properties read (hashing the
-    /// blob if it has no MD5), a few at a time, in the order given. A key
-    /// deleted meanwhile is left out.
+    /// ETag, size and time of each key from one GET of it (the MD5 of its
+    /// bytes, as `etag` prints it), a few at a time, in the order given. A
+    /// key deleted meanwhile is left out.
     async fn read_details(&self, keys: Vec<Key>) -> Result<Vec<Entry>> {
         let entries: Vec<Option<Entry>> = futures_util::stream::iter(keys)
             .map(|key| async move {
-                let current = self.current(&self.blob(&key)).await?;
+                let current = self.version(&self.blob(&key), true).await?;
                 Ok::<_, anyhow::Error>(current.map(|current| Entry {
                     key,
                     details: Some(Details {
-                        etag: current.md5,
+                        etag: current.etag().to_string(),
                         size: current.size,
                         modified: current.modified,
                     }),
@@ -614,11 +644,28 @@ impl Store for AzureStore {
                 "'{path}' in the Azure container '{}' of account '{}'",
                 self.container, self.account
             );
+            let meta = &result.meta;
+            let remember = match &meta.e_tag {
+                Some(service_etag) if meta.size <= REMEMBER_UP_TO => Some(Remember {
+                    slot: Arc::clone(&self.read),
+                    md5: Md5::new(),
+                    current: Current {
+                        path: path.clone(),
+                        md5: None,
+                        service_etag: service_etag.clone(),
+                        size: meta.size,
+                        modified: meta.last_modified.into(),
+                        attributes: result.attributes.clone(),
+                    },
+                }),
+                _ => None,
+            };
             Box::new(BlobReader {
                 runtime: Arc::clone(&self.runtime),
                 stream: result.into_stream(),
                 chunk: Bytes::new(),
                 name,
+                remember,
             }) as Box<dyn Read>
         }))
     }
@@ -643,6 +690,71 @@ impl Store for AzureStore {
 
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
         self.runtime.block_on(self.list_async(prefix, details))
+    }
+
+    /// Polls with HEAD: a wake-up means the service's ETag changed, so the
+    /// body is read again only then.
+    fn watch(&self, key: &Key) -> Result<Box<dyn Waiter>> {
+        let path = self.blob(key);
+        let version = self
+            .runtime
+            .block_on(self.version(&path, false))?
+            .map(|current| current.service_etag);
+        Ok(Box::new(VersionPoller {
+            runtime: Arc::clone(&self.runtime),
+            reads: self.reads.clone(),
+            name: format!(
+                "'{path}' in the Azure container '{}' of account '{}'",
+                self.container, self.account
+            ),
+            path,
+            version,
+            backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(500)),
+        }))
+    }
+}
+
+/// Waits for the service's ETag of one blob to change (or the blob to
+/// appear or go), one HEAD a poll, with backoff from 20 ms to 500 ms.
+struct VersionPoller {
+    runtime: Arc<Runtime>,
+    reads: MicrosoftAzure,
+    path: BlobPath,
+    name: String,
+    /// The service's ETag at the last look, `None`: no blob.
+    version: Option<String>,
+    backoff: Backoff,
+}
+
+impl Waiter for VersionPoller {
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(self.backoff.next_pause().min(left));
+            let head = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            let now = match self.runtime.block_on(self.reads.get_opts(&self.path, head)) {
+                Ok(result) => result.meta.e_tag,
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => {
+                    return Err(anyhow!(
+                        "cannot read {}: {}",
+                        self.name,
+                        short(&one_line(&chain(&e)))
+                    ))
+                }
+            };
+            if now != self.version {
+                self.version = now;
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -695,20 +807,43 @@ struct BlobReader {
     stream: BoxStream<'static, object_store::Result<Bytes>>,
     chunk: Bytes,
     name: String,
+    remember: Option<Remember>,
+}
+
+/// Hashes a body as it streams; read to its end, the version and its MD5
+/// go to the store's `read` slot.
+struct Remember {
+    slot: Arc<Mutex<Option<Current>>>,
+    md5: Md5,
+    current: Current,
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
             match self.runtime.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(chunk)) => self.chunk = chunk,
+                None => {
+                    if let Some(mut remember) = self.remember.take() {
+                        remember.current.md5 = Some(document::hex(&remember.md5.finalize()));
+                        if let Ok(mut slot) = remember.slot.lock() {
+                            *slot = Some(remember.current);
+                        }
+                    }
+                    return Ok(0);
+                }
+                Some(Ok(chunk)) => {
+                    if let Some(remember) = &mut self.remember {
+                        remember.md5.update(&chunk);
+                    }
+                    self.chunk = chunk
+                }
                 Some(Err(e)) => {
+                    self.remember = None;
                     return Err(io::Error::other(format!(
                         "cannot read {}: {}",
                         self.name,
                         short(&one_line(&chain(&e)))
-                    )))
+                    )));
                 }
             }
         }
@@ -718,8 +853,48 @@ impl Read for BlobReader {
     }
 }
 
-fn is_md5(text: &str) -> bool {
-    text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// Whether a precondition is decided by the MD5 of the bytes (`--etag ''`
+/// too: its refusal names the ETag found); `'*'` only needs a HEAD.
+fn needs_bytes(precondition: &Precondition) -> bool {
+    matches!(
+        precondition,
+        Precondition::Matches(_) | Precondition::Missing
+    )
+}
+
+/// What a write sets: the metadata and content headers others set on the
+/// version it replaces, a JSON Content-Type (theirs if it names JSON), and
+/// the MD5 as `etagstore_md5`, for information. Content-Encoding is not
+/// kept: etagstore writes plain bytes.
+fn written(kept: &Attributes, etag: &str) -> Attributes {
+    let mut attributes = Attributes::new();
+    for (name, value) in kept.iter() {
+        let keep = match name {
+            Attribute::CacheControl
+            | Attribute::ContentDisposition
+            | Attribute::ContentLanguage => true,
+            Attribute::ContentType => is_json_type(value),
+            Attribute::Metadata(name) => !name.eq_ignore_ascii_case(MD5_METADATA),
+            _ => false,
+        };
+        if keep {
+            attributes.insert(name.clone(), value.clone());
+        }
+    }
+    if attributes.get(&Attribute::ContentType).is_none() {
+        attributes.insert(Attribute::ContentType, "application/json".into());
+    }
+    attributes.insert(
+        Attribute::Metadata(MD5_METADATA.into()),
+        etag.to_string().into(),
+    );
+    attributes
+}
+
+/// `application/json` or `…+json`, with or without parameters.
+fn is_json_type(value: &str) -> bool {
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json") || media.to_ascii_lowercase().ends_with("+json")
 }
 
 /// An error and its causes, each cause once: object_store's own message

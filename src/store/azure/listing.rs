@@ -1,14 +1,13 @@
-//! `list -l` from one List Blobs response per page, with each blob's MD5
-//! metadata, size and last-modified time.
+//! The requests sent here rather than through object_store: List Blobs
+//! with a prefix that is not a whole path segment (object_store 0.14 lists
+//! by segment only), and the Shared Key signing they and the conditional
+//! DELETE use.
 //!
-//! object_store 0.14 lists names, sizes and times but drops metadata, so
-//! this request is sent here, through object_store's HTTP client. It is
-//! signed with the Shared Key (or carries the SAS token) the store was
-//! opened with; for other credentials (Entra ID) `list -l` falls back to one
-//! properties read a key.
+//! They go through object_store's HTTP client, signed with the Shared Key
+//! (or carrying the SAS token) the store was opened with; with other
+//! credentials (Entra ID) the store uses object_store's listing instead.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use http::{Method, StatusCode};
@@ -19,7 +18,7 @@ use serde::Deserialize;
 /// The emulator's well-known key, as object_store uses it.
 const EMULATOR_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-const VERSION: &str = "2021-08-06";
+pub const VERSION: &str = "2021-08-06";
 
 /// How a listing request is authorised.
 pub enum ListAuth {
@@ -66,15 +65,6 @@ impl ListAuth {
     }
 }
 
-/// One blob of a listing.
-pub struct Listed {
-    pub name: String,
-    pub size: u64,
-    pub modified: SystemTime,
-    /// The `etagstore_md5` metadata, if the blob has it.
-    pub md5: Option<String>,
-}
-
 /// Why a listing failed, for the caller's one-line message.
 pub enum ListError {
     ContainerMissing,
@@ -99,30 +89,19 @@ struct Blobs {
 #[serde(rename_all = "PascalCase")]
 struct Blob {
     name: String,
-    properties: Properties,
-    #[serde(default)]
-    metadata: Option<HashMap<String, String>>,
 }
 
-#[derive(Deserialize)]
-struct Properties {
-    #[serde(rename = "Last-Modified")]
-    last_modified: String,
-    #[serde(rename = "Content-Length")]
-    content_length: u64,
-}
-
-/// Every blob whose name starts with `prefix`, all pages. Transport errors
-/// and 5xx answers are retried up to `retries` times (a listing is a read).
+/// The name of every blob that starts with `prefix`, all pages. Transport
+/// errors and 5xx answers are retried up to `retries` times (a listing is
+/// a read).
 pub async fn list(
     http: &HttpClient,
     auth: &ListAuth,
     container_url: &str,
     account: &str,
     prefix: &str,
-    md5_name: &str,
     retries: usize,
-) -> Result<Vec<Listed>, ListError> {
+) -> Result<Vec<String>, ListError> {
     let mut listed = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -136,26 +115,46 @@ pub async fn list(
             retries,
         )
         .await?;
-        for blob in page.blobs.blobs {
-            let modified = chrono::DateTime::parse_from_rfc2822(&blob.properties.last_modified)
-                .map_err(|e| {
-                    ListError::Other(format!("a listing with a bad Last-Modified: {e}"))
-                })?;
-            let md5 = blob
-                .metadata
-                .and_then(|mut metadata| metadata.remove(md5_name));
-            listed.push(Listed {
-                name: blob.name,
-                size: blob.properties.content_length,
-                modified: modified.with_timezone(&chrono::Utc).into(),
-                md5,
-            });
-        }
+        listed.extend(page.blobs.blobs.into_iter().map(|blob| blob.name));
         match page.next_marker.filter(|m| !m.is_empty()) {
             Some(next) => marker = Some(next),
             None => return Ok(listed),
         }
     }
+}
+
+/// Signs a request without a body whose only headers are `If-Match`
+/// (`if_match`, may be empty), `x-ms-date` and `x-ms-version: VERSION`:
+/// returns the `x-ms-date` value and the `Authorization` header.
+///
+/// The resource is the account and the URL's path exactly as sent (the blob
+/// name percent-encoded once, as object_store signs its own requests), then
+/// the query parameters, sorted by name, decoded.
+pub fn shared_key(
+    key: &[u8],
+    account: &str,
+    method: &str,
+    if_match: &str,
+    url: &url::Url,
+) -> (String, String) {
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut resource = format!("/{account}{}", url.path());
+    let mut query: Vec<_> = url.query_pairs().collect();
+    query.sort();
+    for (name, value) in &query {
+        resource.push_str(&format!("\n{}:{value}", name.to_ascii_lowercase()));
+    }
+    let to_sign = format!(
+        "{method}\n\n\n\n\n\n\n\n{if_match}\n\n\n\nx-ms-date:{date}\nx-ms-version:{VERSION}\n{resource}"
+    );
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        to_sign.as_bytes(),
+    );
+    let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+    (date, format!("SharedKey {account}:{signature}"))
 }
 
 async fn page_with_retries(
@@ -199,7 +198,7 @@ async fn page(
     let other = |why: String| Retry::No(ListError::Other(why));
     let mut url = url::Url::parse(container_url).map_err(|e| other(e.to_string()))?;
     // Sorted by name: the Shared Key signature lists them in this order.
-    let mut query = vec![("comp", "list"), ("include", "metadata")];
+    let mut query = vec![("comp", "list")];
     if let Some(marker) = marker {
         query.push(("marker", marker));
     }
@@ -216,24 +215,10 @@ async fn page(
             url.query_pairs_mut().extend_pairs(pairs);
         }
         ListAuth::SharedKey(key) => {
-            let date = chrono::Utc::now()
-                .format("%a, %d %b %Y %H:%M:%S GMT")
-                .to_string();
-            let mut resource = format!("/{account}{}", url.path());
-            for (name, value) in &query {
-                resource.push_str(&format!("\n{name}:{value}"));
-            }
-            let to_sign = format!(
-                "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{VERSION}\n{resource}"
-            );
-            let tag = ring::hmac::sign(
-                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-                to_sign.as_bytes(),
-            );
-            let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
+            let (date, authorization) = shared_key(key, account, "GET", "", &url);
             request = request
                 .header("x-ms-date", date)
-                .header("Authorization", format!("SharedKey {account}:{signature}"));
+                .header("Authorization", authorization);
         }
     }
     let request = request
