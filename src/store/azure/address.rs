@@ -61,3 +61,82 @@ impl Address {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(location: &str) -> Option<Result<Address, u8>> {
+        Address::parse(location).map(|r| r.map_err(|e| e.exit_code()))
+    }
+
+    fn message(location: &str) -> String {
+        match Address::parse(location) {
+            Some(Err(e)) => e.to_string(),
+            other => panic!("{location}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_query_or_fragment_is_refused_and_never_echoed() {
+        for bad in [
+            "az://docs/team?sv=2021-08-06&sig=SECRETSIG",
+            "az://docs?sig=SECRETSIG",
+            "https://acct1.blob.core.windows.net/docs?sv=2021&sig=SECRETSIG",
+            "https://acct1.blob.core.windows.net/docs/?sv=2021&sig=SECRETSIG",
+            "https://acct1.blob.core.windows.net/docs#sig=SECRETSIG",
+            "https://user:SECRETSIG@acct1.blob.core.windows.net/docs",
+            "az://SECRETSIG@docs",
+        ] {
+            assert_eq!(parse(bad), Some(Err(2)), "{bad}");
+            let text = message(bad);
+            assert!(!text.contains("SECRETSIG"), "{text}");
+            assert!(!text.contains("sv="), "{text}");
+        }
+        assert!(message("az://docs/team?sig=x").contains("AZURE_STORAGE_SAS_KEY"));
+        assert!(message("az://docs/team?sig=x").contains("\"az://docs/team…\""));
+    }
+
+    #[test]
+    fn prefixes_are_letters_digits_dash_underscore_dot_in_segments() {
+        assert_eq!(
+            parse("az://docs/Team_1/a-b.c/"),
+            Some(Ok(Address {
+                account: None,
+                container: "docs".into(),
+                prefix: "Team_1/a-b.c".into()
+            }))
+        );
+        for bad in [
+            "az://docs/a b",
+            "az://docs/a%2Fb",
+            "az://docs/a/./b",
+            "az://docs/a/..",
+            "az://docs/..",
+            "az://docs//a",
+            "az://docs/a//",
+            "az://docs/ä",
+            "az://docs/a\u{1b}]0;x",
+            "az://docs/a:b",
+            "az://docs/a\\b",
+        ] {
+            assert_eq!(parse(bad), Some(Err(2)), "{bad}");
+        }
+        assert!(!message("az://docs/a\u{1b}]0;x").contains('\u{1b}'));
+    }
+
+    #[test]
+    fn hosts_other_than_an_account_are_refused() {
+        for bad in [
+            "https://acct1.blob.core.windows.net:8443/docs",
+            "https://evil.example/docs",
+            "https://acct1.blob.core.windows.net.evil.example/docs",
+            "https://a.blob.core.windows.net/docs",
+            "https://acct_1.blob.core.windows.net/docs",
+            "https://acct1.blob.core.windows.net",
+            "az://do:80/x",
+        ] {
+            assert_eq!(parse(bad), Some(Err(2)), "{bad}");
+        }
+    }
+}
