@@ -34,6 +34,7 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 mod address;
+mod emulator;
 mod listing;
 
 pub use address::Address;
@@ -112,13 +113,16 @@ impl AzureStore {
                     "1" | "true" | "on" | "yes" | "y"
                 )
             });
+        if emulator {
+            emulator::check(&builder, &address)?;
+        }
         let account = builder
             .get_config_value(&AzureConfigKey::AccountName)
             .or_else(|| emulator.then(|| EMULATOR_ACCOUNT.to_string()))
             .unwrap_or_default();
         let container_url = if emulator {
             let base = std::env::var("AZURITE_BLOB_STORAGE_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:10000".to_string());
+                .unwrap_or_else(|_| emulator::DEFAULT_URL.to_string());
             format!(
                 "{}/{account}/{}",
                 base.trim_end_matches('/'),
