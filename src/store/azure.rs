@@ -36,6 +36,7 @@ use tokio::runtime::Runtime;
 mod address;
 mod emulator;
 mod listing;
+mod timeout;
 
 pub use address::Address;
 
@@ -54,9 +55,6 @@ const CAS_ROUNDS: usize = 10;
 const READ_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Long enough for a 256 MiB body on a slow link; a dead connection is
-/// caught earlier by the connect timeout.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a SAS URL for one DELETE stays valid.
 const SAS_LIFETIME: Duration = Duration::from_secs(300);
 /// Concurrent property reads of `list -l`.
@@ -137,11 +135,14 @@ impl AzureStore {
 
         let list_auth = listing::ListAuth::from_config(&builder, emulator);
 
-        // Bounded timeouts by default; client settings from the environment
-        // (AZURE_TIMEOUT, AZURE_PROXY_URL, AZURE_ALLOW_HTTP, …) still win.
+        // Bounded timeouts by default (see timeout.rs): no whole-request
+        // timeout, which would cut a big body; client settings from the
+        // environment (AZURE_TIMEOUT, AZURE_PROXY_URL, AZURE_ALLOW_HTTP, …)
+        // still apply on top.
+        let request_timeout = timeout::from_env()?;
         let mut options = ClientOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT)
+            .with_timeout_disabled()
             .with_allow_http(emulator);
         // As from_env() reads them: AZURE_ + the setting's name.
         for (name, value) in std::env::vars() {
@@ -157,9 +158,13 @@ impl AzureStore {
         // needs the runtime's context (hyper looks for a reactor).
         let http = {
             let _guard = runtime.enter();
-            ReqwestConnector::default()
+            let inner = ReqwestConnector::default()
                 .connect(&options)
-                .context("cannot set up the HTTP client for the Azure store")?
+                .context("cannot set up the HTTP client for the Azure store")?;
+            HttpClient::new(timeout::Timed {
+                inner,
+                timeout: request_timeout,
+            })
         };
         let build = |max_retries| {
             let retry = RetryConfig {
