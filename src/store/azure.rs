@@ -36,6 +36,7 @@ use tokio::runtime::Runtime;
 mod address;
 mod emulator;
 mod listing;
+mod outcome;
 mod timeout;
 
 pub use address::Address;
@@ -334,15 +335,21 @@ impl AzureStore {
         )
     }
 
-    /// A write failed. Unless the request never left (no connection), its
-    /// outcome is unknown, and the message says so.
-    fn write_error(&self, error: object_store::Error, path: &BlobPath) -> anyhow::Error {
-        let unsent = is_unsent(&chain(&error));
-        let error = self.error(error, "write", path);
-        if unsent {
-            anyhow!("{error:#}; nothing was written")
-        } else {
-            anyhow!("{error:#}; the write may or may not have happened: re-read the key before retrying")
+    /// A write of the document with ETag `etag` failed: nothing was sent,
+    /// the service said no (exit 1), or its outcome is unknown (exit 8; see
+    /// outcome.rs).
+    fn write_error(&self, error: object_store::Error, key: &Key, etag: &str) -> anyhow::Error {
+        let path = self.blob(key);
+        let outcome = outcome::of_write(&error);
+        let error = self.error(error, "write", &path);
+        match outcome {
+            outcome::Outcome::Refused => error,
+            outcome::Outcome::Unsent => anyhow!("{error:#}; nothing was written"),
+            outcome::Outcome::Unknown => anyhow::Error::new(Error::OutcomeUnknown {
+                key: key.as_str().to_string(),
+                etag: etag.to_string(),
+                detail: format!("{error:#}"),
+            }),
         }
     }
 
@@ -382,18 +389,16 @@ impl AzureStore {
             .body(HttpRequestBody::empty())
             .context("cannot build the DELETE request")?;
         let response = self.http.execute(request).await.map_err(|e| {
-            let text = one_line(&chain(&e));
-            let outcome = if is_unsent(&text) {
-                "nothing was deleted"
-            } else {
-                "the delete may or may not have happened: re-read the key"
-            };
-            anyhow!(
-                "cannot delete '{path}' in the Azure container '{}' of account '{}': {}; {outcome}",
+            let detail = format!(
+                "cannot delete '{path}' in the Azure container '{}' of account '{}': {}",
                 self.container,
                 self.account,
-                short(&text)
-            )
+                short(&one_line(&chain(&e)))
+            );
+            match outcome::of_transport(&e) {
+                outcome::Outcome::Unsent => anyhow!("{detail}; nothing was deleted"),
+                _ => self.delete_unknown(path, detail),
+            }
         })?;
         let status = response.status();
         match status {
@@ -413,14 +418,32 @@ impl AzureStore {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                Err(anyhow!(
+                let detail = format!(
                     "cannot delete '{path}' in the Azure container '{}' of account '{}': \
                      HTTP {status} {code}",
-                    self.container,
-                    self.account
-                ))
+                    self.container, self.account
+                );
+                if status.is_server_error() {
+                    // As for a write (outcome.rs): a 5xx may come after the delete.
+                    Err(self.delete_unknown(path, detail))
+                } else {
+                    Err(anyhow!(detail))
+                }
             }
         }
+    }
+
+    /// A DELETE whose outcome is unknown: if it happened, the key is gone.
+    fn delete_unknown(&self, path: &BlobPath, detail: String) -> anyhow::Error {
+        let key = path
+            .filename()
+            .and_then(Key::from_file_name)
+            .map_or_else(|| path.to_string(), |key| key.as_str().to_string());
+        anyhow::Error::new(Error::OutcomeUnknown {
+            key,
+            etag: String::new(),
+            detail,
+        })
     }
 
     async fn put_async(
@@ -467,7 +490,7 @@ impl AzureStore {
                     self.not_found::<()>().await?;
                     precondition.check(key, None)?;
                 }
-                Err(e) => return Err(self.write_error(e, &path)),
+                Err(e) => return Err(self.write_error(e, key, etag)),
             }
         }
         Err(conflict(key, precondition))
@@ -745,13 +768,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         cause = inner.source();
     }
     text
-}
-
-/// Whether a transport error happened before the request was sent.
-fn is_unsent(text: &str) -> bool {
-    text.contains("Connection refused")
-        || text.contains("dns error")
-        || text.contains("tcp connect")
 }
 
 /// Error text from the service may hold XML and newlines; an error is one
