@@ -56,6 +56,9 @@ const CAS_ROUNDS: usize = 10;
 const READ_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest document an Azure store takes (docs/azure.md): the whole
+/// document is held in memory before it is sent.
+const MAX_DOCUMENT: u64 = 256 * 1024 * 1024;
 /// How long a SAS URL for one DELETE stays valid.
 const SAS_LIFETIME: Duration = Duration::from_secs(300);
 /// Concurrent property reads of `list -l`.
@@ -658,12 +661,23 @@ impl Store for AzureStore {
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
         // The whole document is held in memory: object_store sends one body,
         // and the write must not start before the input is known to be valid.
-        let mut payload = PayloadWriter(PutPayloadMut::new().with_block_size(document::CHUNK));
+        // Reading stops past MAX_DOCUMENT bytes, so memory stays bounded.
+        let mut payload = PayloadWriter {
+            payload: PutPayloadMut::new().with_block_size(document::CHUNK),
+            len: 0,
+        };
         let copied = document::copy_validated(input, &mut payload).map_err(|e| match e {
             CopyError::Invalid(e) => anyhow::Error::new(e),
+            CopyError::Write(e) if e.get_ref().is_some_and(|e| e.is::<TooLarge>()) => {
+                anyhow::Error::new(Error::InvalidDocument(format!(
+                    "larger than {} MiB ({MAX_DOCUMENT} bytes), the most an Azure store takes; \
+                     nothing was written",
+                    MAX_DOCUMENT / (1024 * 1024)
+                )))
+            }
             CopyError::Read(e) | CopyError::Write(e) => anyhow::Error::new(e),
         })?;
-        let payload = payload.0.freeze();
+        let payload = payload.payload.freeze();
         self.runtime
             .block_on(self.put_async(key, payload, &copied.etag, precondition))?;
         Ok(copied.etag)
@@ -707,12 +721,32 @@ impl HttpConnector for Shared {
     }
 }
 
-/// Collects the validated input in blocks, without copying it twice.
-struct PayloadWriter(PutPayloadMut);
+/// Collects the validated input in blocks, without copying it twice, up
+/// to MAX_DOCUMENT bytes.
+struct PayloadWriter {
+    payload: PutPayloadMut,
+    len: u64,
+}
+
+/// The input went past MAX_DOCUMENT.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the document is too large")
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 impl Write for PayloadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        self.len += buf.len() as u64;
+        if self.len > MAX_DOCUMENT {
+            return Err(io::Error::other(TooLarge));
+        }
+        self.payload.extend_from_slice(buf);
         Ok(buf.len())
     }
 
