@@ -99,7 +99,12 @@ impl Drop for Proxy {
     }
 }
 
-fn serve(mut client: TcpStream, upstream: u16, rule: &Rule, broken: &AtomicUsize) -> io::Result<()> {
+fn serve(
+    mut client: TcpStream,
+    upstream: u16,
+    rule: &Rule,
+    broken: &AtomicUsize,
+) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(60)))?;
     let (head, body) = read_request(&mut client)?;
     let method = head.split(' ').next().unwrap_or("");

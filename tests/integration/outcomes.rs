@@ -35,7 +35,10 @@ fn stored(env: &TestStore, key: &str) -> Option<String> {
     match out.status.code() {
         Some(0) => Some(String::from_utf8(out.stdout).unwrap()),
         Some(4) => None,
-        other => panic!("get {key}: {other:?} {}", String::from_utf8_lossy(&out.stderr)),
+        other => panic!(
+            "get {key}: {other:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
@@ -58,9 +61,7 @@ fn set_with_etag(fault: Fault, landed: bool) {
         .code(8)
         .stdout("")
         .stderr(one_error_line())
-        .stderr(predicate::str::contains(format!(
-            "outcome unknown for key \"k\": "
-        )))
+        .stderr(predicate::str::contains("outcome unknown for key \"k\": "))
         .stderr(predicate::str::contains(format!(
             "if it did, its ETag is \"{}\" (check with: etagstore etag k)",
             md5_hex(NEW.as_bytes())
@@ -129,7 +130,10 @@ fn edit_increments_once(fault: Fault, _landed: bool) {
     let now = stored(&env, "k").unwrap();
     let value: serde_json::Value = serde_json::from_str(&now).unwrap();
     assert_eq!(value["n"], 2, "{now}");
-    assert_eq!(String::from_utf8(out).unwrap(), line(&md5_hex(now.as_bytes())));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        line(&md5_hex(now.as_bytes()))
+    );
 }
 
 /// `mod MODE { set_with_etag, create_only, delete_with_etag, edit }`.
@@ -351,52 +355,56 @@ fn the_emulator_switch_refuses_real_accounts_and_credentials() {
     let emulator = |cmd: &mut assert_cmd::Command| {
         cmd.env("AZURE_STORAGE_USE_EMULATOR", "true");
     };
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: [(&str, (&str, &str), &str); 7] = [
         (
             "https://acct1.blob.core.windows.net/docs",
-            vec![("AZURE_STORAGE_ACCOUNT_KEY", azurite::KEY)],
+            ("AZURE_STORAGE_ACCOUNT_KEY", azurite::KEY),
             "an https:// account address is refused",
         ),
         (
             "az://docs",
-            vec![("AZURE_STORAGE_ACCOUNT_NAME", "realaccount")],
+            ("AZURE_STORAGE_ACCOUNT_NAME", "realaccount"),
             "an account other than the emulator's",
         ),
         (
             "az://docs",
-            vec![(
+            (
                 "AZURE_STORAGE_ACCOUNT_KEY",
                 "c2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0IHNlY3JldA==",
-            )],
+            ),
             "a key other than the emulator's",
         ),
         (
             "az://docs",
-            vec![("AZURE_STORAGE_SAS_KEY", "sv=2021-08-06&ss=b&srt=sco&sp=r&sig=SECRETSIG")],
+            (
+                "AZURE_STORAGE_SAS_KEY",
+                "sv=2021-08-06&ss=b&srt=sco&sp=r&sig=SECRETSIG",
+            ),
             "a SAS token not signed with the emulator's key",
         ),
         (
             "az://docs",
-            vec![("AZURE_STORAGE_TOKEN", "SECRETSIG")],
+            ("AZURE_STORAGE_TOKEN", "SECRETSIG"),
             "a bearer token is refused",
         ),
         (
             "az://docs",
-            vec![("AZURITE_BLOB_STORAGE_URL", "http://10.1.2.3:10000")],
+            ("AZURITE_BLOB_STORAGE_URL", "http://10.1.2.3:10000"),
             "AZURITE_BLOB_STORAGE_URL must be",
         ),
         (
             "az://docs",
-            vec![("AZURITE_BLOB_STORAGE_URL", "http://acct1.blob.core.windows.net")],
+            (
+                "AZURITE_BLOB_STORAGE_URL",
+                "http://acct1.blob.core.windows.net",
+            ),
             "AZURITE_BLOB_STORAGE_URL must be",
         ),
     ];
-    for (store, vars, says) in cases {
+    for (store, var, says) in cases {
         let mut cmd = env.cmd_without_store();
         emulator(&mut cmd);
-        for (name, value) in &vars {
-            cmd.env(name, value);
-        }
+        cmd.env(var.0, var.1);
         cmd.args(["--store", store, "set", "k", "1", "--etag", ""])
             .assert()
             .code(2)

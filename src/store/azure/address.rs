@@ -125,7 +125,11 @@ fn shown(location: &str) -> String {
         // A user or password comes before the `@`: keep only the scheme.
         kept = &kept[..kept.find("://").map_or(0, |i| i + 3)];
     }
-    let cut = if kept.len() < location.len() { "…" } else { "" };
+    let cut = if kept.len() < location.len() {
+        "…"
+    } else {
+        ""
+    };
     format!("\"{}{cut}\"", escape_controls(kept))
 }
 

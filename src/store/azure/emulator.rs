@@ -162,9 +162,13 @@ mod tests {
         let engine = base64::engine::general_purpose::STANDARD;
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &engine.decode(KEY).unwrap());
         let sign = |text: &str| engine.encode(ring::hmac::sign(&key, text.as_bytes()).as_ref());
-        let to_sign =
-            format!("{ACCOUNT}\nrwdlac\nb\nsco\n\n2099-01-01T00:00:00Z\n\nhttps,http\n2021-08-06\n\n");
-        let sig = sign(&to_sign).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        let to_sign = format!(
+            "{ACCOUNT}\nrwdlac\nb\nsco\n\n2099-01-01T00:00:00Z\n\nhttps,http\n2021-08-06\n\n"
+        );
+        let sig = sign(&to_sign)
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
         let sas = format!(
             "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z&spr=https%2Chttp&sig={sig}"
         );
@@ -172,7 +176,9 @@ mod tests {
         assert!(signed_by_emulator(&format!("?{sas}")));
         // Another permission, the same signature: not the emulator's.
         assert!(!signed_by_emulator(&sas.replace("sp=rwdlac", "sp=rwdlacx")));
-        assert!(!signed_by_emulator("sv=2021-08-06&ss=b&srt=sco&sp=r&sig=AAAA"));
+        assert!(!signed_by_emulator(
+            "sv=2021-08-06&ss=b&srt=sco&sp=r&sig=AAAA"
+        ));
         assert!(!signed_by_emulator("sv=2021-08-06&sr=c&sp=r&sig=AAAA"));
         assert!(!signed_by_emulator(""));
     }
