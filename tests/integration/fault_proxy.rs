@@ -26,6 +26,9 @@ pub enum Fault {
     Delay(Duration),
     /// Answer with these bytes instead of forwarding.
     Answer(Vec<u8>),
+    /// Forward it, taking in the request and giving out the answer at
+    /// this many bytes per second: slow, but never silent.
+    Slow(u64),
 }
 
 /// Which requests a fault applies to.
@@ -106,7 +109,11 @@ fn serve(
     broken: &AtomicUsize,
 ) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let (head, body) = read_request(&mut client)?;
+    let rate = match rule.fault {
+        Fault::Slow(rate) => Some(rate),
+        _ => None,
+    };
+    let (head, body) = read_request(&mut client, rate)?;
     let method = head.split(' ').next().unwrap_or("");
     let selected = match rule.only {
         Only::Writes => matches!(method, "PUT" | "DELETE"),
@@ -153,21 +160,43 @@ fn serve(
             thread::sleep(delay);
             client.write_all(&answer)?;
         }
+        Some(Fault::Slow(rate)) => {
+            for piece in answer.chunks(PIECE) {
+                client.write_all(piece)?;
+                pause(piece.len(), rate);
+            }
+        }
         Some(Fault::Close | Fault::Answer(_)) => unreachable!("answered above"),
     }
     client.shutdown(Shutdown::Both)
 }
 
+/// How much a `Slow` proxy moves at a time.
+const PIECE: usize = 16 * 1024;
+
+/// The pause after moving `bytes` at `rate` bytes per second.
+fn pause(bytes: usize, rate: u64) {
+    thread::sleep(Duration::from_secs_f64(bytes as f64 / rate as f64));
+}
+
 /// Reads one request: its head (up to the blank line) and its body, by
-/// `Content-Length` (object_store always sends one).
-fn read_request(client: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
+/// `Content-Length` (object_store always sends one); at `rate` bytes per
+/// second if given.
+fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String, Vec<u8>)> {
     let mut data = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
+    let mut buf = vec![0u8; if rate.is_some() { PIECE } else { 64 * 1024 }];
+    let mut read = |client: &mut TcpStream, buf: &mut [u8]| {
+        let n = client.read(buf)?;
+        if let Some(rate) = rate {
+            pause(n, rate);
+        }
+        Ok::<_, io::Error>(n)
+    };
     let end = loop {
         if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             break end + 4;
         }
-        let n = client.read(&mut buf)?;
+        let n = read(client, &mut buf)?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
         }
@@ -185,7 +214,7 @@ fn read_request(client: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
         .map_or(0, |(_, value)| value.trim().parse().unwrap());
     let mut body = data[end..].to_vec();
     while body.len() < length {
-        let n = client.read(&mut buf)?;
+        let n = read(client, &mut buf)?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short body"));
         }

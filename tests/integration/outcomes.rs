@@ -232,6 +232,43 @@ fn a_server_that_never_answers_ends_reads_after_the_timeout() {
     }
 }
 
+/// The timeout is for silence, not for size: an 8 MiB document written and
+/// read at 2 MiB/s (about 4 s each way) with ETAGSTORE_TIMEOUT=1 goes
+/// through, because bytes keep moving (a whole-request timeout of 1 s
+/// would cut both).
+#[test]
+fn a_slow_but_moving_transfer_is_not_cut_by_the_timeout() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let doc = format!("\"{}\"", "a".repeat(8 * 1024 * 1024));
+    let etag = md5_hex(doc.as_bytes());
+    let proxy = Proxy::start(
+        azurite::PORT,
+        Fault::Slow(2 * 1024 * 1024),
+        Only::All,
+        usize::MAX,
+    );
+    through(&env, &proxy.url())
+        .env("ETAGSTORE_TIMEOUT", "1")
+        .args(["set", "big", "--etag", ""])
+        .write_stdin(doc.as_bytes())
+        .assert()
+        .success()
+        .stdout(line(&etag))
+        .stderr("");
+    let out = through(&env, &proxy.url())
+        .env("ETAGSTORE_TIMEOUT", "1")
+        .args(["get", "big"])
+        .assert()
+        .success()
+        .stderr("")
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(md5_hex(&out), etag);
+}
+
 #[test]
 fn an_invalid_etagstore_timeout_is_exit_2() {
     let env = TestStore::new();
