@@ -185,7 +185,7 @@ fn pause(bytes: usize, rate: u64) {
 fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String, Vec<u8>)> {
     let mut data = Vec::new();
     let mut buf = vec![0u8; if rate.is_some() { PIECE } else { 64 * 1024 }];
-    let mut read = |client: &mut TcpStream, buf: &mut [u8]| {
+    let read = |client: &mut TcpStream, buf: &mut [u8]| {
         let n = client.read(buf)?;
         if let Some(rate) = rate {
             pause(n, rate);
