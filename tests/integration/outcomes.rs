@@ -211,6 +211,25 @@ fn a_refused_connection_is_exit_1_and_nothing_written_for_every_write() {
     assert_eq!(stored(&env, "new"), None);
 }
 
+/// A host that does not resolve: nothing can have been sent (exit 1).
+#[test]
+fn a_dns_failure_is_exit_1_and_nothing_written() {
+    let env = TestStore::new();
+    env.cmd_without_store()
+        .env("AZURE_STORAGE_ACCOUNT_NAME", "acct1")
+        .env("AZURE_STORAGE_ACCOUNT_KEY", azurite::KEY)
+        .env("AZURE_STORAGE_ENDPOINT", "http://no-such-host.invalid")
+        .env("AZURE_ALLOW_HTTP", "true")
+        .args(["--store", "az://docs", "set", "k", "1", "--etag", ""])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(one_error_line())
+        .stderr(predicate::str::contains("dns error"))
+        .stderr(predicate::str::ends_with("; nothing was written\n"));
+}
+
 #[test]
 fn a_server_that_never_answers_ends_reads_after_the_timeout() {
     let Some(env) = TestStore::azurite() else {
