@@ -92,7 +92,28 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
             Err(e) if is_conflict(&e) => {
                 return Err(e.context(format!("edit gave up after {} retries", args.retries)))
             }
-            Err(e) => return Err(e),
+            // The answer was lost: look whether the write landed.
+            Err(e) => match outcome_unknown(&e) {
+                None => return Err(e),
+                Some(tried) => match landed(store, &key, &current, &tried) {
+                    Landed::Yes => {
+                        writeln!(out, "{tried}")?;
+                        return Ok(());
+                    }
+                    Landed::No if retries_left > 0 => {
+                        retries_left -= 1;
+                        thread::sleep(backoff.next_pause());
+                    }
+                    Landed::No => {
+                        return Err(anyhow!(
+                            "{e:#}; the key still has the ETag edit read, so nothing was \
+                             written; edit gave up after {} retries",
+                            args.retries
+                        ))
+                    }
+                    Landed::Unknown => return Err(e),
+                },
+            },
         }
     }
 }
@@ -126,6 +147,42 @@ fn precondition(current: &Current) -> Precondition {
         Precondition::Matches(current.etag.clone())
     } else {
         Precondition::Missing
+    }
+}
+
+/// The ETag an unknown write would have produced, if `error` is one.
+fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<Error>() {
+        Some(Error::OutcomeUnknown { etag, .. }) => Some(etag.clone()),
+        _ => None,
+    }
+}
+
+enum Landed {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// After a write of the document with ETag `tried` over `base` whose
+/// outcome is unknown: the key now has `tried` (it landed), still has
+/// `base` (it did not: try again), or something else, or cannot be read.
+/// An increment is thus never applied twice.
+fn landed(store: &dyn Store, key: &Key, base: &Current, tried: &str) -> Landed {
+    let now = store.open(key).and_then(|reader| {
+        reader
+            .map(|mut reader| {
+                let mut bytes = Vec::new();
+                reader.read_to_end(&mut bytes)?;
+                Ok::<_, anyhow::Error>(document::etag_of(&bytes))
+            })
+            .transpose()
+    });
+    match now {
+        Ok(Some(etag)) if etag == tried => Landed::Yes,
+        Ok(Some(etag)) if base.exists && etag == base.etag => Landed::No,
+        Ok(None) if !base.exists => Landed::No,
+        _ => Landed::Unknown,
     }
 }
 

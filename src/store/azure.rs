@@ -34,7 +34,10 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 mod address;
+mod emulator;
 mod listing;
+mod outcome;
+mod timeout;
 
 pub use address::Address;
 
@@ -58,9 +61,9 @@ const CAS_ROUNDS: usize = 10;
 const READ_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Long enough for a 256 MiB body on a slow link; a dead connection is
-/// caught earlier by the connect timeout.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// The largest document an Azure store takes (docs/azure.md): the whole
+/// document is held in memory before it is sent.
+const MAX_DOCUMENT: u64 = 256 * 1024 * 1024;
 /// Concurrent GETs of `list -l`, each hashing one document.
 const LIST_CONCURRENCY: usize = 16;
 /// The emulator's account, for messages.
@@ -130,13 +133,16 @@ impl AzureStore {
                     "1" | "true" | "on" | "yes" | "y"
                 )
             });
+        if emulator {
+            emulator::check(&builder, &address)?;
+        }
         let account = builder
             .get_config_value(&AzureConfigKey::AccountName)
             .or_else(|| emulator.then(|| EMULATOR_ACCOUNT.to_string()))
             .unwrap_or_default();
         let container_url = if emulator {
             let base = std::env::var("AZURITE_BLOB_STORAGE_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:10000".to_string());
+                .unwrap_or_else(|_| emulator::DEFAULT_URL.to_string());
             format!(
                 "{}/{account}/{}",
                 base.trim_end_matches('/'),
@@ -151,11 +157,14 @@ impl AzureStore {
 
         let list_auth = listing::ListAuth::from_config(&builder, emulator);
 
-        // Bounded timeouts by default; client settings from the environment
-        // (AZURE_TIMEOUT, AZURE_PROXY_URL, AZURE_ALLOW_HTTP, …) still win.
+        // Bounded timeouts by default (see timeout.rs): no whole-request
+        // timeout, which would cut a big body; client settings from the
+        // environment (AZURE_TIMEOUT, AZURE_PROXY_URL, AZURE_ALLOW_HTTP, …)
+        // still apply on top.
+        let request_timeout = timeout::from_env()?;
         let mut options = ClientOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT)
+            .with_timeout_disabled()
             .with_allow_http(emulator);
         // As from_env() reads them: AZURE_ + the setting's name.
         for (name, value) in std::env::vars() {
@@ -171,9 +180,13 @@ impl AzureStore {
         // needs the runtime's context (hyper looks for a reactor).
         let http = {
             let _guard = runtime.enter();
-            ReqwestConnector::default()
+            let inner = ReqwestConnector::default()
                 .connect(&options)
-                .context("cannot set up the HTTP client for the Azure store")?
+                .context("cannot set up the HTTP client for the Azure store")?;
+            HttpClient::new(timeout::Timed {
+                inner,
+                timeout: request_timeout,
+            })
         };
         let build = |max_retries| {
             let retry = RetryConfig {
@@ -349,15 +362,21 @@ impl AzureStore {
         )
     }
 
-    /// A write failed. Unless the request never left (no connection), its
-    /// outcome is unknown, and the message says so.
-    fn write_error(&self, error: object_store::Error, path: &BlobPath) -> anyhow::Error {
-        let unsent = is_unsent(&chain(&error));
-        let error = self.error(error, "write", path);
-        if unsent {
-            anyhow!("{error:#}; nothing was written")
-        } else {
-            anyhow!("{error:#}; the write may or may not have happened: re-read the key before retrying")
+    /// A write of the document with ETag `etag` failed: nothing was sent,
+    /// the service said no (exit 1), or its outcome is unknown (exit 8; see
+    /// outcome.rs).
+    fn write_error(&self, error: object_store::Error, key: &Key, etag: &str) -> anyhow::Error {
+        let path = self.blob(key);
+        let outcome = outcome::of_write(&error);
+        let error = self.error(error, "write", &path);
+        match outcome {
+            outcome::Outcome::Refused => error,
+            outcome::Outcome::Unsent => anyhow!("{error:#}; nothing was written"),
+            outcome::Outcome::Unknown => anyhow::Error::new(Error::OutcomeUnknown {
+                key: key.as_str().to_string(),
+                etag: etag.to_string(),
+                detail: format!("{error:#}"),
+            }),
         }
     }
 
@@ -413,18 +432,16 @@ impl AzureStore {
             .body(HttpRequestBody::empty())
             .context("cannot build the DELETE request")?;
         let response = self.http.execute(request).await.map_err(|e| {
-            let text = one_line(&chain(&e));
-            let outcome = if is_unsent(&text) {
-                "nothing was deleted"
-            } else {
-                "the delete may or may not have happened: re-read the key"
-            };
-            anyhow!(
-                "cannot delete '{path}' in the Azure container '{}' of account '{}': {}; {outcome}",
+            let detail = format!(
+                "cannot delete '{path}' in the Azure container '{}' of account '{}': {}",
                 self.container,
                 self.account,
-                short(&text)
-            )
+                short(&one_line(&chain(&e)))
+            );
+            match outcome::of_transport(&e) {
+                outcome::Outcome::Unsent => anyhow!("{detail}; nothing was deleted"),
+                _ => self.delete_unknown(path, detail),
+            }
         })?;
         let status = response.status();
         match status {
@@ -444,14 +461,32 @@ impl AzureStore {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                Err(anyhow!(
+                let detail = format!(
                     "cannot delete '{path}' in the Azure container '{}' of account '{}': \
                      HTTP {status} {code}",
-                    self.container,
-                    self.account
-                ))
+                    self.container, self.account
+                );
+                if status.is_server_error() {
+                    // As for a write (outcome.rs): a 5xx may come after the delete.
+                    Err(self.delete_unknown(path, detail))
+                } else {
+                    Err(anyhow!(detail))
+                }
             }
         }
+    }
+
+    /// A DELETE whose outcome is unknown: if it happened, the key is gone.
+    fn delete_unknown(&self, path: &BlobPath, detail: String) -> anyhow::Error {
+        let key = path
+            .filename()
+            .and_then(Key::from_file_name)
+            .map_or_else(|| path.to_string(), |key| key.as_str().to_string());
+        anyhow::Error::new(Error::OutcomeUnknown {
+            key,
+            etag: String::new(),
+            detail,
+        })
     }
 
     async fn put_async(
@@ -506,7 +541,7 @@ impl AzureStore {
                     self.not_found::<()>().await?;
                     precondition.check(key, None)?;
                 }
-                Err(e) => return Err(self.write_error(e, &path)),
+                Err(e) => return Err(self.write_error(e, key, etag)),
             }
         }
         Err(conflict(key, precondition))
@@ -673,12 +708,23 @@ impl Store for AzureStore {
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
         // The whole document is held in memory: object_store sends one body,
         // and the write must not start before the input is known to be valid.
-        let mut payload = PayloadWriter(PutPayloadMut::new().with_block_size(document::CHUNK));
+        // Reading stops past MAX_DOCUMENT bytes, so memory stays bounded.
+        let mut payload = PayloadWriter {
+            payload: PutPayloadMut::new().with_block_size(document::CHUNK),
+            len: 0,
+        };
         let copied = document::copy_validated(input, &mut payload).map_err(|e| match e {
             CopyError::Invalid(e) => anyhow::Error::new(e),
+            CopyError::Write(e) if e.get_ref().is_some_and(|e| e.is::<TooLarge>()) => {
+                anyhow::Error::new(Error::InvalidDocument(format!(
+                    "larger than {} MiB ({MAX_DOCUMENT} bytes), the most an Azure store takes; \
+                     nothing was written",
+                    MAX_DOCUMENT / (1024 * 1024)
+                )))
+            }
             CopyError::Read(e) | CopyError::Write(e) => anyhow::Error::new(e),
         })?;
-        let payload = payload.0.freeze();
+        let payload = payload.payload.freeze();
         self.runtime
             .block_on(self.put_async(key, payload, &copied.etag, precondition))?;
         Ok(copied.etag)
@@ -787,12 +833,32 @@ impl HttpConnector for Shared {
     }
 }
 
-/// Collects the validated input in blocks, without copying it twice.
-struct PayloadWriter(PutPayloadMut);
+/// Collects the validated input in blocks, without copying it twice, up
+/// to MAX_DOCUMENT bytes.
+struct PayloadWriter {
+    payload: PutPayloadMut,
+    len: u64,
+}
+
+/// The input went past MAX_DOCUMENT.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the document is too large")
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 impl Write for PayloadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.extend_from_slice(buf);
+        self.len += buf.len() as u64;
+        if self.len > MAX_DOCUMENT {
+            return Err(io::Error::other(TooLarge));
+        }
+        self.payload.extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -911,13 +977,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         cause = inner.source();
     }
     text
-}
-
-/// Whether a transport error happened before the request was sent.
-fn is_unsent(text: &str) -> bool {
-    text.contains("Connection refused")
-        || text.contains("dns error")
-        || text.contains("tcp connect")
 }
 
 /// Error text from the service may hold XML and newlines; an error is one

@@ -37,8 +37,11 @@ mod fs_protocol;
 mod shared_store;
 // Azure with other writers (Microsoft's Python SDK): the ETag comes from the bytes.
 mod azure_foreign;
-// Unknown outcomes on a network store (exit 8), through a fault proxy on 127.0.0.1.
+// Unknown outcomes on a network store (exit 8), through a fault proxy on 127.0.0.1;
+// timeouts, the 256 MiB limit, `--store` addresses and the emulator switch.
 mod outcomes;
+// The fault proxy: forwards to Azurite, drops, resets, delays or fakes answers.
+mod fault_proxy;
 // Edges of get -o, watch, export/import and edit's child.
 mod command_edges;
 // A new user's mistakes: each gets an answer that fixes it.
