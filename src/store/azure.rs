@@ -503,14 +503,17 @@ impl AzureStore {
                 Precondition::Missing => (PutMode::Create, Attributes::new()),
                 // No condition, but what others set on the blob is kept.
                 Precondition::Any => {
-                    let current = self.version(&path, false).await?;
+                    let current = self.version(&path, false).await.map_err(unwritten)?;
                     let kept = current.map(|c| c.attributes).unwrap_or_default();
                     (PutMode::Overwrite, kept)
                 }
                 Precondition::Exists | Precondition::Matches(_) => {
                     let current = match base.take() {
                         Some(base) => Some(base),
-                        None => self.current(&path, needs_bytes(precondition)).await?,
+                        None => self
+                            .current(&path, needs_bytes(precondition))
+                            .await
+                            .map_err(unwritten)?,
                     };
                     precondition.check(key, current.as_ref().map(Current::etag))?;
                     let current = current.expect("the precondition needs a document");
@@ -532,7 +535,10 @@ impl AzureStore {
                 // precondition still holds (the same bytes written again).
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {
-                    let current = self.current(&path, needs_bytes(precondition)).await?;
+                    let current = self
+                        .current(&path, needs_bytes(precondition))
+                        .await
+                        .map_err(unwritten)?;
                     precondition.check(key, current.as_ref().map(Current::etag))?;
                     base = current;
                 }
@@ -553,7 +559,10 @@ impl AzureStore {
         for _ in 0..CAS_ROUNDS {
             let current = match base.take() {
                 Some(base) => Some(base),
-                None => self.current(&path, needs_bytes(precondition)).await?,
+                None => self
+                    .current(&path, needs_bytes(precondition))
+                    .await
+                    .map_err(unwritten)?,
             };
             precondition.check(key, current.as_ref().map(Current::etag))?;
             let Some(current) = current else {
@@ -998,6 +1007,16 @@ fn short(text: &str) -> String {
     match text.char_indices().nth(500) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_string(),
+    }
+}
+
+/// A read failed on the way to a write, before the write was sent: say
+/// so, since the same words after a sent write would mean "unknown".
+fn unwritten(error: anyhow::Error) -> anyhow::Error {
+    if crate::error::exit_code(&error) == 1 {
+        anyhow!("{error:#}; nothing was written")
+    } else {
+        error
     }
 }
 

@@ -63,8 +63,9 @@ fn set_with_etag(fault: Fault, landed: bool) {
         .stderr(one_error_line())
         .stderr(predicate::str::contains("outcome unknown for key \"k\": "))
         .stderr(predicate::str::contains(format!(
-            "if it did, its ETag is \"{}\" (check with: etagstore etag k)",
-            md5_hex(NEW.as_bytes())
+            "if it did, its ETag is \"{}\" (check with: etagstore --store {} etag k)",
+            md5_hex(NEW.as_bytes()),
+            env.store().display()
         )));
     assert_eq!(proxy.broken(), 1);
     let expected = if landed { NEW } else { OLD };
@@ -102,9 +103,10 @@ fn delete_with_etag(fault: Fault, landed: bool) {
         .code(8)
         .stdout("")
         .stderr(one_error_line())
-        .stderr(predicate::str::contains(
-            "if it did, the key is gone (check with: etagstore etag k)",
-        ));
+        .stderr(predicate::str::contains(format!(
+            "if it did, the key is gone (check with: etagstore --store {} etag k)",
+            env.store().display()
+        )));
     assert_eq!(proxy.broken(), 1);
     let expected = (!landed).then_some(OLD);
     assert_eq!(stored(&env, "k").as_deref(), expected);
