@@ -25,6 +25,8 @@ Environment:
   AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY,
   AZURE_STORAGE_USE_EMULATOR
                  credentials of an Azure store (see docs/azure.md)
+  ETAGSTORE_TIMEOUT
+                 seconds an Azure request may wait for an answer (default 30)
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
