@@ -29,7 +29,7 @@ use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::faults;
 use crate::key::Key;
-use crate::store::{Details, Entry, Poller, Precondition, Store, Waiter};
+use crate::store::{Details, Entry, Precondition, Store, Waiter};
 
 mod watch;
 
@@ -275,10 +275,7 @@ impl Store for FsStore {
     }
 
     fn watch(&self, key: &Key) -> Result<Box<dyn Waiter>> {
-        Ok(match self.notified(key) {
-            Some(notified) => Box::new(notified),
-            None => Box::new(Poller::new()),
-        })
+        Ok(Box::new(self.notified(key)))
     }
 
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
