@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -256,23 +257,69 @@ impl Spool {
     }
 
     fn spill(&mut self) -> io::Result<&mut File> {
-        let dir = std::env::temp_dir();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = dir.join(format!("etagstore-spool-{}-{nanos}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the space is freed whenever the process ends.
-        fs::remove_file(&path)?;
+        let mut file = private_temp_file(&std::env::temp_dir(), true)?;
         file.write_all(&self.memory)?;
         self.memory = Vec::new();
         Ok(self.file.insert(file))
     }
+}
+
+/// A temporary file in `dir` that no other user can open: `O_TMPFILE`
+/// (mode 0600, never named) where the file system has it, else a random
+/// name created 0600 with `O_EXCL|O_NOFOLLOW` and unlinked at once.
+/// `unnamed` false skips `O_TMPFILE` (for tests of the fallback).
+pub fn private_temp_file(dir: &std::path::Path, unnamed: bool) -> io::Result<File> {
+    if unnamed {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+        {
+            Ok(file) => return Ok(file),
+            // No O_TMPFILE here (kernel or file system): use a name.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        let path = dir.join(format!(".etagstore-spool-{}", random_hex()));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => {
+                // Unlinked at once: the space is freed whenever the process ends.
+                fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 16 hex digits no other process can predict (std's per-process random
+/// hash keys), for names in shared directories.
+pub fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!("{:016x}", hasher.finish())
 }
 
 impl Write for Spool {
@@ -893,6 +940,19 @@ mod tests {
         let mut out = Vec::new();
         spool.copy_to(&mut out).unwrap();
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn private_temp_files_are_0600_and_leave_no_name_behind() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        for unnamed in [true, false] {
+            let mut file = private_temp_file(dir.path(), unnamed).unwrap();
+            file.write_all(b"secret").unwrap();
+            assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o600);
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        assert_ne!(random_hex(), random_hex());
     }
 
     #[test]
