@@ -274,6 +274,10 @@ impl Store for FsStore {
         })
     }
 
+    fn local_file(&self, key: &Key) -> Option<PathBuf> {
+        Some(self.document_path(key))
+    }
+
     fn watch(&self, key: &Key) -> Result<Box<dyn Waiter>> {
         Ok(Box::new(self.notified(key)))
     }
