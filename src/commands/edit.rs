@@ -54,7 +54,7 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     };
 
     if let Change::Editor = change {
-        let current = read(store, &key, args.default.as_deref())?;
+        let current = read(store, &key, args.default.as_deref(), None)?;
         let etag = edit_in_editor(store, &key, &current)?;
         writeln!(out, "{etag}")?;
         return Ok(());
@@ -62,8 +62,13 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
 
     let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
     let mut retries_left = args.retries;
+    // jq holds the parsed document in memory: read no more than it takes.
+    let limit = match change {
+        Change::Filter(_) => Some(jq::MAX_INPUT),
+        _ => None,
+    };
     loop {
-        let current = read(store, &key, args.default.as_deref())?;
+        let current = read(store, &key, args.default.as_deref(), limit)?;
         let new = match &change {
             Change::Filter(filter) => {
                 let new = filter.apply(&current.bytes)?;
@@ -97,11 +102,30 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     }
 }
 
-fn read(store: &dyn Store, key: &Key, default: Option<&str>) -> Result<Current> {
+/// Reads the document, or `default` when it is missing; more than `limit`
+/// bytes is an invalid document for `--jq`.
+fn read(
+    store: &dyn Store,
+    key: &Key,
+    default: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Current> {
     match store.open(key)? {
-        Some(mut reader) => {
+        Some(reader) => {
             let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes)?;
+            match limit {
+                Some(limit) => {
+                    reader.take(limit + 1).read_to_end(&mut bytes)?;
+                    if bytes.len() as u64 > limit {
+                        return Err(anyhow::Error::new(jq::too_big())
+                            .context(format!("cannot edit key {:?}", key.as_str())));
+                    }
+                }
+                None => {
+                    let mut reader = reader;
+                    reader.read_to_end(&mut bytes)?;
+                }
+            }
             let etag = document::etag_of(&bytes);
             Ok(Current {
                 bytes,
