@@ -126,6 +126,7 @@ fn write_file<T>(path: &Path, write: impl FnOnce(&mut File) -> Result<T>) -> Res
 }
 
 /// The process's umask (read by setting it and putting it back).
+#[allow(clippy::useless_conversion)] // mode_t is u16 on some systems
 fn umask() -> u32 {
     // SAFETY: umask cannot fail; nothing creates files in between.
     unsafe {

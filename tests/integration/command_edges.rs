@@ -1,6 +1,6 @@
 //! Edges of get -o, watch, export/import and edit's child: resource bounds
-//! (CPU time and peak memory of the child, from `wait4`), planted files,
-//! signals, and hostile stored documents.
+//! (CPU time of the child from `wait4`, peak memory from /proc), planted
+//! files, signals, and hostile stored documents.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -22,8 +22,6 @@ struct Finished {
     stderr: String,
     /// User plus system CPU time.
     cpu: Duration,
-    /// Peak resident set size in bytes.
-    peak_rss: u64,
 }
 
 /// A running child whose standard error goes to a file: a pipe would stay
@@ -55,7 +53,6 @@ fn finish(running: Running) -> Finished {
         stdout: stdout.map(|t| t.join().unwrap()).unwrap_or_default(),
         stderr: fs::read_to_string(&stderr).unwrap(),
         cpu: time(usage.ru_utime) + time(usage.ru_stime),
-        peak_rss: usage.ru_maxrss as u64 * 1024,
     }
 }
 
