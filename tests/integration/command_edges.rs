@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, ExitStatus, Stdio};
@@ -197,6 +197,28 @@ fn get_o_keeps_the_mode_of_the_file_it_replaces_and_leaves_no_temporary_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["secret.json"]);
+}
+
+#[test]
+fn get_o_writes_devices_and_the_callers_own_descriptors_in_place() {
+    let env = TestStore::new();
+    let etag = env.put("k", "{\"to\": \"stdout\"}");
+    let out = Process::new("sh")
+        .arg("-c")
+        .arg("\"$0\" --store \"$1\" get k -o /dev/stdout && \"$0\" --store \"$1\" get k -o /dev/null")
+        .arg(TestStore::bin())
+        .arg(env.store())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{{\"to\": \"stdout\"}}{etag}\n{etag}\n")
+    );
+    assert!(fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 #[test]
