@@ -99,6 +99,9 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Whether a process is still running (a zombie counts as gone).
 fn running(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat.rsplit(')').next().unwrap().trim_start();
@@ -106,6 +109,11 @@ fn running(pid: i32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// `running`, for a pid that may not have been written.
+fn alive(pid: Option<i32>) -> bool {
+    pid.is_some_and(running)
 }
 
 /// Writes an executable shell script into the test's directory.
@@ -569,7 +577,7 @@ fn import_refuses_unknown_fields() {
 
 /// Starts `edit k -- SCRIPT` where the script ignores SIGINT, notes its own
 /// pid and that of a `sleep` it waits for; returns the edit and both pids.
-fn slow_edit(env: &TestStore, extra: &[&str]) -> (Running, i32, i32) {
+fn slow_edit(env: &TestStore, extra: &[&str]) -> (Running, Option<i32>, Option<i32>) {
     let slow = script(
         env,
         "slow.sh",
@@ -582,13 +590,15 @@ fn slow_edit(env: &TestStore, extra: &[&str]) -> (Running, i32, i32) {
     args.push(&slow);
     let child = spawn(env, &args, None);
     let pid_file = env.root().join("sleep.pid");
-    wait_until("the command to start", || pid_file.exists());
-    let read = |name: &str| -> i32 {
-        fs::read_to_string(env.root().join(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+    // Or until the edit ended first (a --timeout on a very slow machine):
+    // then whatever pid was written must be gone too.
+    let edit = child.child.id() as i32;
+    wait_until("the command to start", || {
+        pid_file.exists() || !running(edit)
+    });
+    let read = |name: &str| -> Option<i32> {
+        let text = fs::read_to_string(env.root().join(name)).ok()?;
+        text.trim().parse().ok()
     };
     (child, read("cmd.pid"), read("sleep.pid"))
 }
@@ -604,7 +614,7 @@ fn sigterm_to_edit_stops_its_command_and_writes_nothing() {
     // Dies of the signal, as shells expect (they report 143).
     assert_eq!(done.status.signal(), Some(libc::SIGTERM), "{:?}", done);
     assert!(
-        !running(cmd) && !running(sleep),
+        !alive(cmd) && !alive(sleep),
         "the command outlived etagstore"
     );
     assert!(done.stdout.is_empty());
@@ -625,7 +635,7 @@ fn sigint_to_edit_stops_a_command_that_ignores_it() {
     let done = finish(child);
     assert_eq!(done.status.signal(), Some(libc::SIGINT), "{:?}", done);
     assert!(
-        !running(cmd) && !running(sleep),
+        !alive(cmd) && !alive(sleep),
         "the command outlived etagstore"
     );
     assert_eq!(env.file("k").unwrap(), b"{\"n\": 1}");
@@ -646,7 +656,7 @@ fn edit_timeout_stops_a_slow_command_with_exit_1_and_writes_nothing() {
     );
     assert!(done.stderr.contains("nothing written"), "{}", done.stderr);
     assert!(
-        !running(cmd) && !running(sleep),
+        !alive(cmd) && !alive(sleep),
         "the command outlived etagstore"
     );
     assert_eq!(env.file("k").unwrap(), b"{\"n\": 1}");
