@@ -509,3 +509,46 @@ if [ $quick -eq 0 ] || [ $update_docs -eq 1 ]; then
     report_args+=(--doc "$root/docs/benchmarks.md" --charts "$root/docs/bench")
 fi
 python3 "$report" "${report_args[@]}" || die "the report"
+
+# ---------------------------------------------------------------- export/import memory
+
+# export_import_rss SIZE: peak RSS (GNU time) of `export` and `import` of
+# one document of about SIZE bytes, written compact (one line) and
+# pretty-printed (which export carries as "value" plus "text"). export
+# streams from its spool; import holds one line and decodes "text" as it
+# writes, so neither should grow with a second copy of the document.
+# Raw GNU time output: RESULTS/rss-export-SHAPE-SIZE.txt and
+# rss-import-SHAPE-SIZE.txt; the numbers go to the log (the report above
+# does not read them).
+export_import_rss() {
+    local size=$1 dir=$work/export-import shape doc kib
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    for shape in compact pretty; do
+        doc=$dir/$shape.json
+        python3 - "$size" "$shape" "$doc" <<'PY'
+import sys
+size, shape, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+item = '"' + "x" * 1000 + '"'
+sep, start, end = (",", "[", "]") if shape == "compact" else (",\n  ", "[\n  ", "\n]\n")
+with open(path, "w") as out:
+    out.write(start + sep.join([item] * max(1, size // (len(item) + len(sep)))) + end)
+PY
+        "$bin" --store "$dir/from-$shape" set-unsafe big -f "$doc" >/dev/null
+        /usr/bin/time -v -o "$results/rss-export-$shape-$size.txt" \
+            "$bin" --store "$dir/from-$shape" export >"$dir/$shape.jsonl" ||
+            die "export of a $shape $size-byte document"
+        /usr/bin/time -v -o "$results/rss-import-$shape-$size.txt" \
+            "$bin" --store "$dir/to-$shape" import -f "$dir/$shape.jsonl" 2>/dev/null ||
+            die "import of a $shape $size-byte document"
+        cmp -s "$doc" "$dir/to-$shape/big.json" || die "import of a $shape document: wrong bytes"
+        for op in export import; do
+            kib=$(sed -n 's/.*Maximum resident set size (kbytes): //p' \
+                "$results/rss-$op-$shape-$size.txt")
+            say "peak RSS: $op of a $shape $(($(wc -c <"$doc") / 1048576)) MiB document: $((kib / 1024)) MiB"
+        done
+    done
+    rm -rf "$dir"
+}
+
+export_import_rss "$([ $quick -eq 1 ] && echo 1048576 || echo 104857600)"

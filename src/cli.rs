@@ -198,11 +198,17 @@ The write is conditional on the ETag that was read. On a conflict, CMD and
 the editor does not: your text is kept in a file whose path is printed, with
 the command that applies it. An edit that changes nothing writes nothing.
 
+CMD runs in its own process group. If etagstore gets SIGINT, SIGTERM or
+SIGHUP while CMD runs, it passes the signal on, kills what is left 2 s
+later, writes nothing and dies of the same signal (exit 128+N in a shell).
+With --timeout, a CMD still running after SECONDS is stopped the same way
+and edit exits 1, having written nothing.
+
 Examples:
   etagstore edit config
   etagstore edit counter --default '{\"n\":0}' --jq '.n += $by' --argjson by 5
   etagstore edit profile --jq '.name = $name' --arg name \"Ann Lee\"
-  etagstore edit doc -- python3 migrate.py --to v2";
+  etagstore edit doc --timeout 30 -- python3 migrate.py --to v2";
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
@@ -228,6 +234,10 @@ pub struct EditArgs {
     /// Bind $NAME to the JSON value in the filter, as jq --argjson does
     #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], requires = "jq", allow_hyphen_values = true)]
     pub argjson: Vec<String>,
+
+    /// Stop CMD after SECONDS (SIGTERM, SIGKILL 2 s later) and write nothing (exit 1)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]
+    pub timeout: Option<f64>,
 
     /// A command that reads the document on stdin and writes the new one to stdout
     #[arg(last = true, value_name = "CMD")]

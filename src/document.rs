@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -245,6 +246,20 @@ impl Spool {
         Ok(())
     }
 
+    /// Hands everything spooled to `each`, in chunks, from the start; may
+    /// be called again.
+    pub fn replay(
+        &mut self,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), CopyError> {
+        each(&self.memory).map_err(CopyError::Write)?;
+        if let Some(file) = self.file.as_mut() {
+            file.seek(SeekFrom::Start(0)).map_err(CopyError::Read)?;
+            pump(file, |chunk, _| each(chunk).map_err(CopyError::Write))?;
+        }
+        Ok(())
+    }
+
     /// Everything spooled, in memory.
     pub fn into_vec(self) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
@@ -256,23 +271,69 @@ impl Spool {
     }
 
     fn spill(&mut self) -> io::Result<&mut File> {
-        let dir = std::env::temp_dir();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let path = dir.join(format!("etagstore-spool-{}-{nanos}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the space is freed whenever the process ends.
-        fs::remove_file(&path)?;
+        let mut file = private_temp_file(&std::env::temp_dir(), true)?;
         file.write_all(&self.memory)?;
         self.memory = Vec::new();
         Ok(self.file.insert(file))
     }
+}
+
+/// A temporary file in `dir` that no other user can open: `O_TMPFILE`
+/// (mode 0600, never named) where the file system has it, else a random
+/// name created 0600 with `O_EXCL|O_NOFOLLOW` and unlinked at once.
+/// `unnamed` false skips `O_TMPFILE` (for tests of the fallback).
+pub fn private_temp_file(dir: &std::path::Path, unnamed: bool) -> io::Result<File> {
+    if unnamed {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+        {
+            Ok(file) => return Ok(file),
+            // No O_TMPFILE here (kernel or file system): use a name.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        let path = dir.join(format!(".etagstore-spool-{}", random_hex()));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => {
+                // Unlinked at once: the space is freed whenever the process ends.
+                fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 16 hex digits no other process can predict (std's per-process random
+/// hash keys), for names in shared directories.
+pub fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!("{:016x}", hasher.finish())
 }
 
 impl Write for Spool {
@@ -295,25 +356,76 @@ impl Write for Spool {
 /// A valid JSON document without the whitespace between its tokens: one
 /// line, the same value. Strings are copied as they are.
 pub fn minify(document: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(document.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in document {
-        if in_string {
-            if escaped {
-                escaped = false;
+    let mut minifier = Minifier::default();
+    document
+        .iter()
+        .copied()
+        .filter(|&byte| minifier.keep(byte))
+        .collect()
+}
+
+/// `minify` one byte at a time, for documents that arrive in chunks.
+#[derive(Debug, Default, Clone)]
+pub struct Minifier {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Minifier {
+    /// Whether `byte`, the next byte of a valid document, stays.
+    pub fn keep(&mut self, byte: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
             } else if byte == b'\\' {
-                escaped = true;
+                self.escaped = true;
             } else if byte == b'"' {
-                in_string = false;
+                self.in_string = false;
             }
+            true
         } else if byte == b'"' {
-            in_string = true;
-        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
-            continue;
+            self.in_string = true;
+            true
+        } else {
+            !matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
         }
-        out.push(byte);
     }
-    out
+}
+
+/// Appends `bytes` (part of a UTF-8 text) to `out` escaped for a JSON
+/// string, exactly as serde_json escapes: `"`, `\` and control characters
+/// only. Byte by byte, so a text may be split anywhere.
+pub fn escape_json_text(bytes: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &byte in bytes {
+        match byte {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            0..=0x1F => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 0xF)],
+            ]),
+            _ => out.push(byte),
+        }
+    }
+}
+
+/// How long `escape_json_text` makes one byte.
+pub fn escaped_len(byte: u8) -> u64 {
+    match byte {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0C => 2,
+        0..=0x1F => 6,
+        _ => 1,
+    }
 }
 
 /// A reader whose errors name what it reads (a path, "standard input").
@@ -881,6 +993,40 @@ mod tests {
     }
 
     #[test]
+    fn escaping_matches_serde_json_for_every_byte_split_anywhere() {
+        let mut text = String::from("quote\" back\\ \u{7f} é 日本 🎉");
+        text.extend((0u8..0x20).map(char::from));
+        let bytes = text.as_bytes();
+        let whole = serde_json::to_string(&text).unwrap();
+        for split in 0..bytes.len() {
+            let mut out = b"\"".to_vec();
+            escape_json_text(&bytes[..split], &mut out);
+            escape_json_text(&bytes[split..], &mut out);
+            out.push(b'"');
+            assert_eq!(String::from_utf8(out).unwrap(), whole);
+        }
+        let len: u64 = bytes.iter().map(|&b| escaped_len(b)).sum();
+        assert_eq!(len + 2, whole.len() as u64);
+    }
+
+    #[test]
+    fn a_spool_replays_from_the_start_every_time() {
+        let data: Vec<u8> = (0..SPOOL_MEMORY + 100).map(|i| (i % 7) as u8).collect();
+        let mut spool = Spool::new();
+        spool.write_all(&data).unwrap();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            spool
+                .replay(|chunk| {
+                    out.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(out, data);
+        }
+    }
+
+    #[test]
     fn a_spool_gives_back_what_it_was_given_past_its_memory() {
         let data: Vec<u8> = (0..SPOOL_MEMORY * 2 + 17)
             .map(|i| (i % 251) as u8)
@@ -893,6 +1039,19 @@ mod tests {
         let mut out = Vec::new();
         spool.copy_to(&mut out).unwrap();
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn private_temp_files_are_0600_and_leave_no_name_behind() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        for unnamed in [true, false] {
+            let mut file = private_temp_file(dir.path(), unnamed).unwrap();
+            file.write_all(b"secret").unwrap();
+            assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o600);
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        assert_ne!(random_hex(), random_hex());
     }
 
     #[test]

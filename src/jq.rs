@@ -11,6 +11,68 @@ use crate::error::Error;
 
 type Data = data::JustLut<Val>;
 
+/// The largest document a filter runs on. jaq holds the parsed value in
+/// memory at about 15 times the text's size (many small keys), so this
+/// bounds `edit --jq` near 250 MB; `edit KEY -- jq FILTER` has no limit.
+pub const MAX_INPUT: u64 = 16 * 1024 * 1024;
+/// The longest number literal a filter runs on: parsing big numbers costs
+/// time that grows faster than their length (a million digits took
+/// seconds). 1000 characters hold every f64 written out in full.
+pub const MAX_NUMBER: usize = 1000;
+
+/// Checks a document before jaq parses it: its size, its nesting (the
+/// limit `set` applies, since jaq's parser recurses), its number literals.
+/// A document over a limit is invalid (exit 6) with the limit named.
+pub fn check_input(bytes: &[u8]) -> Result<(), Error> {
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(too_big());
+    }
+    document::validate(bytes)?;
+    let longest = longest_number(bytes);
+    if longest > MAX_NUMBER {
+        return Err(Error::InvalidDocument(format!(
+            "a number in it is {longest} characters long; edit --jq takes numbers of up to \
+             {MAX_NUMBER} characters (edit KEY -- jq FILTER has no limit)"
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a document over `MAX_INPUT`.
+pub fn too_big() -> Error {
+    Error::InvalidDocument(format!(
+        "the document is larger than {} MiB, the limit of edit --jq \
+         (edit KEY -- jq FILTER has no limit)",
+        MAX_INPUT >> 20
+    ))
+}
+
+/// The length of the longest number literal in a valid JSON document.
+fn longest_number(bytes: &[u8]) -> usize {
+    let (mut in_string, mut escaped) = (false, false);
+    let (mut run, mut longest) = (0, 0);
+    for &byte in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else if matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            // Outside strings these only form numbers (and the 'e' of true/false).
+            run += 1;
+            longest = longest.max(run);
+            continue;
+        } else if byte == b'"' {
+            in_string = true;
+        }
+        run = 0;
+    }
+    longest
+}
+
 /// A compiled filter with its `--arg` / `--argjson` values.
 pub struct Filter {
     filter: jaq_core::Filter<Data>,
@@ -64,6 +126,7 @@ impl Filter {
     /// output as `jq` prints it: two-space indent, keys in their order, a
     /// final newline. No output or several is an invalid document (exit 6).
     pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+        check_input(input).context("the document edit --jq would read")?;
         let input = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.values.iter().cloned()));
@@ -156,6 +219,24 @@ mod tests {
             run(".", "\"caf\u{e9}\\u0000\"").unwrap(),
             "\"caf\u{e9}\\u0000\"\n"
         );
+    }
+
+    #[test]
+    fn hostile_inputs_are_invalid_documents_before_jaq_sees_them() {
+        let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        let long = format!("[1, {}]", "9".repeat(MAX_NUMBER + 1));
+        for (doc, says) in [(deep, "deeper than 128"), (long, "1001 characters")] {
+            let error = run(".", &doc).unwrap_err();
+            assert_eq!(crate::error::exit_code(&error), 6, "{error:#}");
+            assert!(format!("{error:#}").contains(says), "{error:#}");
+        }
+        let fine = format!(
+            "{{\"e\": \"{}\", \"n\": -{}.5e+10}}",
+            "9".repeat(5000),
+            "9".repeat(990)
+        );
+        assert!(check_input(fine.as_bytes()).is_ok());
+        assert_eq!(longest_number(b"[true, false, 1e5, \"12345678\"]"), 3);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -54,16 +55,24 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     };
 
     if let Change::Editor = change {
-        let current = read(store, &key, args.default.as_deref())?;
+        let current = read(store, &key, args.default.as_deref(), None)?;
         let etag = edit_in_editor(store, &key, &current)?;
         writeln!(out, "{etag}")?;
         return Ok(());
     }
 
+    let timeout = args
+        .timeout
+        .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
     let mut retries_left = args.retries;
+    // jq holds the parsed document in memory: read no more than it takes.
+    let limit = match change {
+        Change::Filter(_) => Some(jq::MAX_INPUT),
+        _ => None,
+    };
     loop {
-        let current = read(store, &key, args.default.as_deref())?;
+        let current = read(store, &key, args.default.as_deref(), limit)?;
         let new = match &change {
             Change::Filter(filter) => {
                 let new = filter.apply(&current.bytes)?;
@@ -73,7 +82,7 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
                 }
                 new
             }
-            Change::Command(command) => run_command(command, &current.bytes)?,
+            Change::Command(command) => run_command(command, &current.bytes, timeout)?,
             Change::Editor => unreachable!("handled above"),
         };
         if current.exists && new == current.bytes {
@@ -118,11 +127,30 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     }
 }
 
-fn read(store: &dyn Store, key: &Key, default: Option<&str>) -> Result<Current> {
+/// Reads the document, or `default` when it is missing; more than `limit`
+/// bytes is an invalid document for `--jq`.
+fn read(
+    store: &dyn Store,
+    key: &Key,
+    default: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Current> {
     match store.open(key)? {
-        Some(mut reader) => {
+        Some(reader) => {
             let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes)?;
+            match limit {
+                Some(limit) => {
+                    reader.take(limit + 1).read_to_end(&mut bytes)?;
+                    if bytes.len() as u64 > limit {
+                        return Err(anyhow::Error::new(jq::too_big())
+                            .context(format!("cannot edit key {:?}", key.as_str())));
+                    }
+                }
+                None => {
+                    let mut reader = reader;
+                    reader.read_to_end(&mut bytes)?;
+                }
+            }
             let etag = document::etag_of(&bytes);
             Ok(Current {
                 bytes,
@@ -217,29 +245,110 @@ fn filter_vars(args: &EditArgs) -> Result<Vec<(String, jaq_json::Val)>> {
     strings.chain(json).collect()
 }
 
+/// How long CMD has to end after it was asked to stop (SIGTERM, or the
+/// signal etagstore received) before it is killed with SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Why CMD was stopped before it ended by itself.
+#[derive(Clone, Copy)]
+enum Stopped {
+    Signal(libc::c_int),
+    TimedOut,
+}
+
 /// Runs CMD without a shell, the document on its stdin; returns its stdout.
-fn run_command(command: &[String], input: &[u8]) -> Result<Vec<u8>> {
+///
+/// CMD runs in its own process group. SIGINT, SIGTERM or SIGHUP sent to
+/// etagstore is passed on to that group, and so is SIGTERM after `timeout`;
+/// whatever is still alive `STOP_GRACE` later gets SIGKILL. Then nothing
+/// is written: after a timeout the error is exit 1, after a signal
+/// etagstore dies of that same signal (a shell reports 128+N), so that a
+/// calling shell loop stops as it would for any other interrupted command.
+fn run_command(command: &[String], input: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
+    use std::os::unix::process::CommandExt;
     let name = &command[0];
+    let forwarding = signals::Forwarding::install();
     let mut child = Command::new(name)
         .args(&command[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot run '{name}'; nothing written"))?;
+    let group = child.id() as libc::pid_t;
+    signals::forward_to(group);
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut output = Vec::new();
-    // Feed stdin from a second thread: a command that writes before it has
-    // read everything would otherwise block on a full pipe, and so would we.
-    let read = thread::scope(|scope| {
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    let (status, read, stopped) = thread::scope(|scope| {
+        // Feed stdin from a second thread: a command that writes before it has
+        // read everything would otherwise block on a full pipe, and so would we.
         scope.spawn(move || {
             // A command that does not read its input closes the pipe early: fine.
             let _ = stdin.write_all(input);
         });
-        stdout.read_to_end(&mut output)
+        let reader = scope.spawn(|| stdout.read_to_end(&mut output));
+        let (exited, status) = mpsc::channel();
+        scope.spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        let mut stopped = None;
+        let mut kill_at = None;
+        let status = loop {
+            match status.recv_timeout(Duration::from_millis(100)) {
+                Ok(status) => break status,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(std::io::Error::other("lost the command's exit status"))
+                }
+            }
+            let now = Instant::now();
+            if stopped.is_none() {
+                let signal = signals::received();
+                if signal != 0 {
+                    stopped = Some(Stopped::Signal(signal));
+                    signals::kill_group(group, signal);
+                } else if deadline.is_some_and(|deadline| now >= deadline) {
+                    stopped = Some(Stopped::TimedOut);
+                    signals::kill_group(group, libc::SIGTERM);
+                }
+                if stopped.is_some() {
+                    kill_at = now.checked_add(STOP_GRACE);
+                }
+            } else if kill_at.is_some_and(|kill_at| now >= kill_at) {
+                signals::kill_group(group, libc::SIGKILL);
+                kill_at = None;
+            }
+        };
+        // A signal may have come just as CMD ended by itself.
+        let signal = signals::received();
+        if stopped.is_none() && signal != 0 {
+            stopped = Some(Stopped::Signal(signal));
+        }
+        if stopped.is_some() {
+            // Nothing CMD started may outlive the edit, nor hold its stdout open.
+            signals::kill_group(group, libc::SIGKILL);
+        }
+        (
+            status,
+            reader.join().expect("reading does not panic"),
+            stopped,
+        )
     });
-    let status = child.wait()?;
+    drop(forwarding);
+    match stopped {
+        Some(Stopped::Signal(signal)) => signals::die_of(signal, name),
+        Some(Stopped::TimedOut) => {
+            return Err(anyhow!(
+                "'{name}' timed out after {}s and was stopped; nothing written",
+                timeout.unwrap_or_default().as_secs_f64()
+            ))
+        }
+        None => {}
+    }
+    let status = status?;
     read.with_context(|| format!("cannot read the output of '{name}'"))?;
     if !status.success() {
         return Err(anyhow!("'{name}' failed ({status}); nothing written"));
@@ -247,6 +356,105 @@ fn run_command(command: &[String], input: &[u8]) -> Result<Vec<u8>> {
     document::validate(&output)
         .with_context(|| format!("'{name}' wrote no valid document; nothing written"))?;
     Ok(output)
+}
+
+/// Passing SIGINT, SIGTERM and SIGHUP on to CMD's process group.
+mod signals {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    const FORWARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+    /// CMD's process group (0 before it exists) and the last signal received.
+    static GROUP: AtomicI32 = AtomicI32::new(0);
+    static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+    extern "C" fn on_signal(signal: libc::c_int) {
+        // Only async-signal-safe calls here: atomics and kill.
+        RECEIVED.store(signal, Ordering::SeqCst);
+        let group = GROUP.load(Ordering::SeqCst);
+        if group > 0 {
+            // SAFETY: kill is async-signal-safe.
+            unsafe { libc::kill(-group, signal) };
+        }
+    }
+
+    /// The handlers, installed until dropped (then the old ones are back).
+    /// A signal the caller ignores (nohup, a background job) stays ignored.
+    pub struct Forwarding {
+        old: Vec<(libc::c_int, libc::sigaction)>,
+    }
+
+    impl Forwarding {
+        pub fn install() -> Forwarding {
+            GROUP.store(0, Ordering::SeqCst);
+            RECEIVED.store(0, Ordering::SeqCst);
+            let mut old = Vec::new();
+            for signal in FORWARDED {
+                // SAFETY: plain sigaction calls with initialized structs.
+                unsafe {
+                    let mut previous: libc::sigaction = std::mem::zeroed();
+                    libc::sigaction(signal, std::ptr::null(), &mut previous);
+                    if previous.sa_sigaction == libc::SIG_IGN {
+                        continue;
+                    }
+                    let mut action: libc::sigaction = std::mem::zeroed();
+                    action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                    action.sa_flags = libc::SA_RESTART;
+                    libc::sigemptyset(&mut action.sa_mask);
+                    if libc::sigaction(signal, &action, std::ptr::null_mut()) == 0 {
+                        old.push((signal, previous));
+                    }
+                }
+            }
+            Forwarding { old }
+        }
+    }
+
+    impl Drop for Forwarding {
+        fn drop(&mut self) {
+            GROUP.store(0, Ordering::SeqCst);
+            for (signal, previous) in &self.old {
+                // SAFETY: restores what sigaction gave back.
+                unsafe { libc::sigaction(*signal, previous, std::ptr::null_mut()) };
+            }
+        }
+    }
+
+    /// From now on a signal is passed on to `group` as it arrives.
+    pub fn forward_to(group: libc::pid_t) {
+        GROUP.store(group, Ordering::SeqCst);
+    }
+
+    pub fn received() -> libc::c_int {
+        RECEIVED.load(Ordering::SeqCst)
+    }
+
+    pub fn kill_group(group: libc::pid_t, signal: libc::c_int) {
+        // SAFETY: signals a process group we created.
+        unsafe { libc::kill(-group, signal) };
+    }
+
+    /// Says what happened, then dies of `signal` with its default action.
+    /// Nothing is buffered or kept in a temporary file at this point, so
+    /// skipping destructors loses nothing.
+    pub fn die_of(signal: libc::c_int, name: &str) -> ! {
+        let what = match signal {
+            libc::SIGINT => "SIGINT",
+            libc::SIGTERM => "SIGTERM",
+            _ => "SIGHUP",
+        };
+        eprintln!("error: interrupted by {what}; '{name}' was stopped and nothing written");
+        // SAFETY: default action, unblocked, then raised: the process ends here.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(signal);
+        }
+        std::process::abort()
+    }
 }
 
 /// Opens the editor on a copy of the document and writes the result back.

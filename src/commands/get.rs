@@ -1,7 +1,9 @@
 //! `get KEY [-o FILE | --json] [--default JSON]`: print a document.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -26,11 +28,14 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     let etag = |copied: document::Copied| if exists { copied.etag } else { String::new() };
 
     if let Some(path) = &args.output {
-        let mut file =
-            File::create(path).with_context(|| format!("cannot write '{}'", path.display()))?;
+        if exists {
+            refuse_own_file(store, &key, path)?;
+        }
         let mut meter = Meter::new("get", None);
-        let copied = document::copy_hashed(&mut meter.reader(&mut reader), &mut file)
-            .map_err(|e| output_error(e, &path.display().to_string()))?;
+        let copied = write_file(path, |file| {
+            document::copy_hashed(&mut meter.reader(&mut reader), file)
+                .map_err(|e| output_error(e, &format!("'{}'", path.display())))
+        })?;
         writeln!(out, "{}", etag(copied))?;
     } else if args.json {
         // The ETag comes first in the envelope but is known only after the
@@ -52,6 +57,123 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
         document::copy(&mut reader, out).map_err(|e| output_error(e, "standard output"))?;
     }
     Ok(())
+}
+
+/// Exit 2 when FILE is the document itself (the same file, through any
+/// name or link), as `cp` refuses to copy a file onto itself.
+fn refuse_own_file(store: &dyn Store, key: &Key, path: &Path) -> Result<()> {
+    let Some(own) = store.local_file(key) else {
+        return Ok(());
+    };
+    let (Ok(target), Ok(own)) = (fs::metadata(path), fs::symlink_metadata(own)) else {
+        return Ok(());
+    };
+    if (target.dev(), target.ino()) == (own.dev(), own.ino()) {
+        return Err(Error::Usage(format!(
+            "'{}' is the document's own file in the store; \
+             get -o would write it behind the store's back (write the copy elsewhere)",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes FILE through `write`: a temporary file beside it (0600 while it
+/// is written), then renamed over it, so FILE is the old or the new
+/// contents, never half of them, and a symbolic link at FILE is replaced,
+/// never followed. FILE keeps its mode; a new FILE gets the umask's. No
+/// fsync, as `cp` does none. Paths under /dev and /proc (devices, the
+/// caller's own descriptors such as /dev/stdout) are written in place.
+fn write_file<T>(path: &Path, write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+    let shown = path.display();
+    let absolute = std::path::absolute(path).with_context(|| format!("cannot write '{shown}'"))?;
+    if absolute.starts_with("/dev") || absolute.starts_with("/proc") {
+        let mut file = File::create(path).with_context(|| format!("cannot write '{shown}'"))?;
+        return write(&mut file);
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let old = fs::symlink_metadata(path)
+        .ok()
+        .filter(|meta| meta.is_file());
+    let mode = match &old {
+        Some(meta) => meta.mode() & 0o777,
+        None => 0o666 & !umask(),
+    };
+    let mut temp = Temp::create(dir).with_context(|| {
+        format!(
+            "cannot create a temporary file in '{}' to write '{shown}'",
+            dir.display()
+        )
+    })?;
+    let file = temp.file.as_mut().expect("open until persisted");
+    let written = write(file)?;
+    if let Some(meta) = &old {
+        // Like `sed -i`: keep the owner and group where we may set them.
+        if (meta.uid(), meta.gid()) != (file.metadata()?.uid(), file.metadata()?.gid()) {
+            let _ = std::os::unix::fs::fchown(&*file, Some(meta.uid()), Some(meta.gid()));
+        }
+    }
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot write '{shown}'"))?;
+    temp.file = None;
+    fs::rename(&temp.path, path).with_context(|| format!("cannot replace '{shown}'"))?;
+    temp.renamed = true;
+    Ok(written)
+}
+
+/// The process's umask (read by setting it and putting it back).
+#[allow(clippy::useless_conversion)] // mode_t is u16 on some systems
+fn umask() -> u32 {
+    // SAFETY: umask cannot fail; nothing creates files in between.
+    unsafe {
+        let mask = libc::umask(0o077);
+        libc::umask(mask);
+        u32::from(mask)
+    }
+}
+
+/// A temporary file for `write_file`, removed unless it was renamed.
+struct Temp {
+    path: PathBuf,
+    file: Option<File>,
+    renamed: bool,
+}
+
+impl Temp {
+    fn create(dir: &Path) -> std::io::Result<Temp> {
+        loop {
+            let path = dir.join(format!(".etagstore-get-{}.tmp", document::random_hex()));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(Temp {
+                        path,
+                        file: Some(file),
+                        renamed: false,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Exit 4, with the next step: where the store is missing, or how to create the key.

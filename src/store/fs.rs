@@ -29,7 +29,7 @@ use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::faults;
 use crate::key::Key;
-use crate::store::{Details, Entry, Poller, Precondition, Store, Waiter};
+use crate::store::{Details, Entry, Precondition, Store, Waiter};
 
 mod watch;
 
@@ -274,11 +274,12 @@ impl Store for FsStore {
         })
     }
 
+    fn local_file(&self, key: &Key) -> Option<PathBuf> {
+        Some(self.document_path(key))
+    }
+
     fn watch(&self, key: &Key) -> Result<Box<dyn Waiter>> {
-        Ok(match self.notified(key) {
-            Some(notified) => Box::new(notified),
-            None => Box::new(Poller::new()),
-        })
+        Ok(Box::new(self.notified(key)))
     }
 
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {

@@ -167,6 +167,12 @@ pub trait Store {
         None
     }
 
+    /// The file that holds the key's document, for a store made of local
+    /// files (so that `get -o` can refuse to write onto it).
+    fn local_file(&self, _key: &Key) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Something to wait on until `key` may have changed. Made before the
     /// first look at the key, so that no change after that look is missed.
     /// The default polls.
