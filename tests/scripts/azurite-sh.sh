@@ -132,7 +132,7 @@ AZURITE_PORT=$stale_port bash "$scratch/clone/scripts/azurite.sh" start >"$scrat
 AZURITE_PORT=$stale_port bash "$scratch/clone/scripts/azurite.sh" stop >>"$scratch/out" 2>&1 ||
     stop_status=$?
 if [ $start_status -ne 0 ] && [ $stop_status -ne 0 ] && grep -q symlink "$scratch/out" &&
-    [ -z "$(ls -A "$scratch/elsewhere" | grep -v "azurite-$stale_port.pid")" ] && alive "$sleeper"; then
+    [ "$(find "$scratch/elsewhere" -mindepth 1 | wc -l)" -eq 1 ] && alive "$sleeper"; then
     ok "start and stop refuse a .azurite that is a symlink"
 else
     not_ok "with .azurite a symlink: start exited $start_status, stop $stop_status"
