@@ -12,11 +12,16 @@
 #                  charts in docs/bench/ (a full run always does)
 #   --results DIR  where raw results go (default target/bench/full or
 #                  target/bench/quick)
+#   --check-peer   say which Python peer a run would use, and why; run nothing
 #
 # Installs what it needs when missing (hyperfine, sqlite3, jq, GNU time via
-# apt-get; filelock via pip for the Python peer). The peer is
-# ../shared/peers/seed_store.py beside this clone, or $SEED_STORE; without
-# it the peer's rows are left out.
+# apt-get). The Python peer is $SEED_STORE, else ../shared/peers/seed_store.py
+# beside this clone if that file and every directory above it belong to this
+# user or root and nobody else can write them (a sticky directory such as
+# /tmp excepted): this script runs as root in CI, and a clone in /tmp would
+# otherwise run whatever another user put there. Its filelock comes from
+# scripts/bench-requirements.txt (pinned, hashed wheels) into .venv-bench/;
+# without the peer, its rows are left out.
 #
 # Exits 0 on a healthy build whatever the times; 1 if something is broken:
 # a command failed, a safe race lost an update, a document came back wrong.
@@ -24,12 +29,13 @@
 set -euo pipefail
 
 usage() {
-    sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "${1:-2}"
 }
 
 quick=0
 update_docs=0
+check_peer=0
 results=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -40,6 +46,7 @@ while [ $# -gt 0 ]; do
             results=$2
             shift
             ;;
+        --check-peer) check_peer=1 ;;
         -h | --help) usage 0 ;;
         *) usage ;;
     esac
@@ -52,12 +59,94 @@ results=${results:-$root/target/bench/$mode}
 # Scratch space on the same file system as target/: stores, documents.
 work=$root/target/bench/work-$mode
 report=$root/scripts/bench_report.py
-seed=${SEED_STORE:-$root/../shared/peers/seed_store.py}
+venv=$root/.venv-bench
+requirements=$root/scripts/bench-requirements.txt
 
 say() { echo "bench: $*" >&2; }
 die() {
     say "FAILED: $*"
     exit 1
+}
+
+# ---------------------------------------------------------------- the peer
+
+# Why FILE may not be trusted to run, or nothing if it may: FILE and every
+# directory above it (symlinks resolved) belong to this user or root, and
+# none is writable by group or others, except a sticky directory (/tmp),
+# where nobody can replace another user's entry.
+distrust() {
+    local path me owner mode kind
+    path=$(realpath -e -- "$1" 2>/dev/null) || {
+        echo "there is no $1"
+        return
+    }
+    [ -f "$path" ] || {
+        echo "$path is not a regular file"
+        return
+    }
+    me=$(id -u)
+    while :; do
+        read -r owner mode kind < <(stat -c '%u %a %F' -- "$path")
+        if [ "$owner" -ne "$me" ] && [ "$owner" -ne 0 ]; then
+            echo "$path belongs to user $owner"
+            return
+        fi
+        if [ $((8#$mode & 8#022)) -ne 0 ] &&
+            { [ "$kind" != directory ] || [ $((8#$mode & 8#1000)) -eq 0 ]; }; then
+            echo "$path is writable by group or others (mode $mode)"
+            return
+        fi
+        [ "$path" != / ] || break
+        path=$(dirname -- "$path")
+    done
+}
+
+seed=
+if [ -n "${SEED_STORE:-}" ]; then
+    # Named by the user: theirs to vouch for.
+    [ -f "$SEED_STORE" ] || die "SEED_STORE=$SEED_STORE is not a file"
+    seed=$SEED_STORE
+else
+    default_seed=$root/../shared/peers/seed_store.py
+    reason=$(distrust "$default_seed")
+    if [ -z "$reason" ]; then
+        seed=$(realpath -e -- "$default_seed")
+    else
+        say "no Python peer: $reason (set SEED_STORE to use one anyway): its rows are left out"
+    fi
+fi
+if [ $check_peer -eq 1 ]; then
+    [ -z "$seed" ] || say "peer: $seed"
+    exit 0
+fi
+
+# The peer's Python packages, pinned and hashed, in a virtualenv of this
+# script's own: never into the system's Python.
+setup_venv() {
+    local owner mode
+    if [ -L "$venv" ]; then
+        say "$venv is a symlink: not using it"
+        return 1
+    fi
+    if [ -e "$venv" ]; then
+        read -r owner mode < <(stat -c '%u %a' "$venv")
+        if [ "$owner" -ne "$(id -u)" ] || [ $((8#$mode & 8#022)) -ne 0 ]; then
+            say "$venv belongs to user $owner or is writable by others (mode $mode): not using it"
+            return 1
+        fi
+    fi
+    if cmp -s "$requirements" "$venv/requirements.txt" &&
+        "$venv/bin/python" -c 'import filelock' 2>/dev/null; then
+        return 0
+    fi
+    say "installing $(grep -o '^[a-z][^ ]*==[^ ]*' "$requirements" | tr '\n' ' ')into $venv"
+    rm -f "$venv/requirements.txt"
+    if [ ! -x "$venv/bin/python" ]; then
+        (umask 022 && python3 -m venv "$venv") || return 1
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --require-hashes --only-binary=:all: --no-deps -r "$requirements" >&2 || return 1
+    cp "$requirements" "$venv/requirements.txt"
 }
 
 # ---------------------------------------------------------------- tools
@@ -69,7 +158,11 @@ install_missing() {
     command -v jq >/dev/null || missing+=(jq)
     [ -x /usr/bin/time ] || missing+=(time)
     command -v flock >/dev/null || missing+=(util-linux)
-    command -v python3 >/dev/null || missing+=(python3 python3-pip)
+    command -v python3 >/dev/null || missing+=(python3)
+    # The peer's virtualenv needs venv and ensurepip (python3-venv on Debian).
+    if [ -n "$seed" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        missing+=(python3-venv)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then
         local sudo=
         [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -77,23 +170,20 @@ install_missing() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    if [ -f "$seed" ] && ! python3 -c 'import filelock' 2>/dev/null; then
-        say "installing filelock (for the Python peer)"
-        python3 -m pip install -q filelock 2>/dev/null ||
-            python3 -m pip install -q --break-system-packages filelock 2>/dev/null ||
-            say "cannot install filelock"
-    fi
 }
 
 install_missing
-# The seed runs on the interpreter itself, not through a wrapper such as a
-# pyenv shim (a shell script that would add its own start-up to every call).
-python=$(python3 -c 'import sys; print(sys.executable)')
 have_seed=0
-if [ -f "$seed" ] && python3 -c 'import filelock' 2>/dev/null; then
-    have_seed=1
-else
-    say "no Python peer ($seed, with filelock): its rows are left out"
+if [ -n "$seed" ]; then
+    if setup_venv; then
+        # The seed runs on the interpreter itself (the virtualenv's link to
+        # it), not through a wrapper such as a pyenv shim (a shell script
+        # that would add its own start-up to every call).
+        python=$venv/bin/python
+        have_seed=1
+    else
+        say "no Python peer: cannot set up $venv from $requirements: its rows are left out"
+    fi
 fi
 
 say "building the release binary and the floors"
