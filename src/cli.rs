@@ -22,9 +22,10 @@ Exit codes:
 
 Environment:
   ETAGSTORE_DIR  the store when --store is not given
-  AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY,
-  AZURE_STORAGE_USE_EMULATOR
+  AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY
                  credentials of an Azure store (see docs/azure.md)
+  AZURE_STORAGE_USE_EMULATOR=true
+                 the local Azurite; put it on one command, never export it
   ETAGSTORE_TIMEOUT
                  seconds an Azure request may wait for an answer (default 30)
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
@@ -273,7 +274,9 @@ pub struct InputArgs {
     /// The document's key
     pub key: String,
 
-    /// The document as an argument; '-' or nothing reads standard input
+    /// The document as an argument; '-' or nothing reads standard input. Never a
+    /// secret: other local users can read a running command's arguments; use -f
+    /// FILE or standard input
     #[arg(conflicts_with = "file")]
     pub value: Option<OsString>,
 
