@@ -123,6 +123,7 @@ impl FsStore {
         }
         .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
 
+        faults::pause("BEFORE_LOCK");
         let mut lock = RwLock::new(file);
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
@@ -236,6 +237,7 @@ impl Store for FsStore {
                 let current = self.confirm(&path, seen)?;
                 precondition.check(key, current.as_deref())?;
             }
+            faults::pause("LOCKED");
             temp.persist(&path)?;
             // Readers may already see the new document: it is not rolled back.
             self.sync_dir()
@@ -255,6 +257,7 @@ impl Store for FsStore {
         self.with_lock(key, || {
             let current = self.confirm(&path, seen)?;
             precondition.check(key, current.as_deref())?;
+            faults::pause("LOCKED");
             if current.is_some() {
                 fs::remove_file(&path)
                     .with_context(|| format!("cannot delete '{}'", path.display()))?;
