@@ -151,44 +151,60 @@ impl FsStore {
 
     /// The ETag of the document at `path` now, `None` if it does not exist.
     fn current_etag(&self, path: &Path) -> Result<Option<String>> {
-        Ok(hash_document(path)?.map(|(_, copied)| copied.etag))
+        Ok(hash_document(path)?.map(|(_, _, copied)| copied.etag))
     }
 
     /// Reads and hashes the current document before the lock, so that a big
     /// document is not hashed while other writers wait, and checks the
     /// precondition against it. A failure here is final, and is as true as
-    /// one found under the lock: the file read was the document at that
+    /// one found under the lock: the bytes read were the document's at that
     /// moment. So a mismatch never waits for another writer, and a key that
-    /// was never written never gets a lock file.
+    /// was never written never gets a lock file. The file stays open until
+    /// the check under the lock: while it is open, its inode number cannot
+    /// be given to a new file.
     fn look(&self, key: &Key, path: &Path, precondition: &Precondition) -> Result<Seen> {
+        let started = SystemTime::now();
         let seen = match hash_document(path)? {
             None => Seen {
                 etag: None,
-                identity: None,
+                file: None,
+                started,
             },
-            Some((meta, copied)) => Seen {
+            Some((file, meta, copied)) => Seen {
                 etag: Some(copied.etag),
-                identity: Some(Identity::of(&meta)),
+                file: Some((file, meta)),
+                started,
             },
         };
         precondition.check(key, seen.etag.as_deref())?;
         Ok(seen)
     }
 
-    /// Under the lock: the current ETag, hashed again only if the document
-    /// is no longer the file `look` read. Documents are replaced by rename,
-    /// never changed in place, so the same file means the same bytes.
+    /// Under the lock: the current ETag. The look's hash stands only when
+    /// the path still names the file the look kept open and `unchanged`
+    /// proves its bytes the same; otherwise the document is hashed again.
     fn confirm(&self, path: &Path, seen: Seen) -> Result<Option<String>> {
         let now = match fs::symlink_metadata(path) {
-            Ok(meta) => Some(Identity::of(&meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
         };
-        if now == seen.identity {
-            Ok(seen.etag)
-        } else {
-            self.current_etag(path)
+        if let (Some((mut file, meta)), Some(etag)) = (seen.file, seen.etag) {
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) == (now.dev(), now.ino()) {
+                if unchanged(&meta, &now, seen.started) {
+                    return Ok(Some(etag));
+                }
+                // The same file, maybe changed in place: hash what it holds now.
+                let copied = io::Seek::rewind(&mut file)
+                    .map_err(CopyError::Read)
+                    .and_then(|()| document::copy_hashed(&mut file, &mut io::sink()))
+                    .map_err(|e| copy_error(e, path))
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                return Ok(Some(copied.etag));
+            }
         }
+        self.current_etag(path)
     }
 
     /// fsyncs the store directory, so a rename or unlink survives power loss.
@@ -351,7 +367,7 @@ impl FsStore {
 
     /// ETag, size and time of one document, from one open file.
     fn details(&self, path: &Path) -> Result<Option<Details>> {
-        let Some((meta, copied)) = hash_document(path)? else {
+        let Some((_, meta, copied)) = hash_document(path)? else {
             return Ok(None);
         };
         let modified = meta
@@ -365,35 +381,57 @@ impl FsStore {
     }
 }
 
-/// The current document as `look` read it.
+/// The current document as `look` read it: its ETag, the file it read
+/// (kept open) with its metadata from before the read, and when the look began.
 struct Seen {
     etag: Option<String>,
-    identity: Option<Identity>,
+    file: Option<(File, fs::Metadata)>,
+    started: SystemTime,
 }
 
-/// Which file a document is: device, inode, size, modification and change
-/// times. Any rename over the document or write into it changes it.
-#[derive(Debug, PartialEq, Eq)]
-struct Identity([i64; 7]);
+/// Documents up to this size are always hashed again under the lock: that
+/// costs microseconds, and proves the bytes whatever the file system's
+/// timestamps can tell.
+const REHASH_UP_TO: u64 = 64 << 10;
 
-impl Identity {
-    fn of(meta: &fs::Metadata) -> Identity {
-        use std::os::unix::fs::MetadataExt;
-        Identity([
-            meta.dev() as i64,
-            meta.ino() as i64,
-            meta.size() as i64,
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec(),
-        ])
+/// Whether a file the look kept open (`before`, its metadata then; `now`,
+/// under the lock) provably still holds the bytes the look hashed. Any write
+/// sets the change time to the (coarse) clock, truncated to the file
+/// system's granularity: unless the change time is older than the look's
+/// start by more than that granularity and a clock tick, a write after the
+/// look could have left every timestamp as it was. Whole-second change
+/// times mean a coarse file system (one second; FAT's two): allow 3 s, else
+/// 100 ms.
+fn unchanged(before: &fs::Metadata, now: &fs::Metadata, look_started: SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let same = |m: &fs::Metadata| {
+        (
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    };
+    if same(before) != same(now) || now.size() <= REHASH_UP_TO {
+        return false;
     }
+    let margin = if now.ctime_nsec() == 0 {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_millis(100)
+    };
+    let changed = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(now.ctime()).unwrap_or(0),
+            now.ctime_nsec() as u32,
+        );
+    changed + margin < look_started
 }
 
 /// Opens and hashes a document file: its metadata and ETag from one open
 /// file, `None` if it does not exist.
-fn hash_document(path: &Path) -> Result<Option<(fs::Metadata, document::Copied)>> {
+fn hash_document(path: &Path) -> Result<Option<(File, fs::Metadata, document::Copied)>> {
     let Some(mut file) = open_document(path)? else {
         return Ok(None);
     };
@@ -403,7 +441,7 @@ fn hash_document(path: &Path) -> Result<Option<(fs::Metadata, document::Copied)>
     let copied = document::copy_hashed(&mut file, &mut io::sink())
         .map_err(|e| copy_error(e, path))
         .with_context(|| format!("cannot read '{}'", path.display()))?;
-    Ok(Some((meta, copied)))
+    Ok(Some((file, meta, copied)))
 }
 
 /// Opens a document file for reading, `None` if it does not exist. A

@@ -209,11 +209,18 @@ mod paused {
             .stderr(Stdio::piped());
         pause.arm(&mut cmd);
         let mut writer = cmd.spawn().unwrap();
-        writer.stdin.take().unwrap().write_all(input).unwrap();
+        // `delete` reads no input: write it (if any) from a thread of its own.
+        let mut stdin = writer.stdin.take().unwrap();
+        let input = input.to_vec();
+        let feeder = thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
         pause.wait_for(&mut writer);
         meanwhile();
         pause.release();
-        writer.wait_with_output().unwrap()
+        let out = writer.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        out
     }
 
     fn assert_conflict(out: &Output, what: &str) {
