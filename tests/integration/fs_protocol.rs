@@ -341,6 +341,88 @@ mod paused {
             rewrite_in_place,
         );
     }
+    /// A writer waits for the lock (paused with the lock file open) while
+    /// `remove` deletes the lock file; a second writer with the same
+    /// `--etag` then takes a fresh lock file and stops inside it. The first
+    /// must not hold "the lock" at the same time: exactly one of them wins.
+    fn one_winner_after_removing(what: &str, remove: impl Fn(&Path)) {
+        let env = TestStore::new();
+        let store = env.store();
+        let etag = env.put("k", "{\"v\": 0}");
+        let waiting = Pause::new(env.root(), "BEFORE_LOCK");
+        let mut cmd = etagstore(&store);
+        cmd.args([
+            "set",
+            "k",
+            "{\"v\": 1}",
+            "--etag",
+            &etag,
+            "--lock-timeout",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        waiting.arm(&mut cmd);
+        let mut first = cmd.spawn().unwrap();
+        waiting.wait_for(&mut first);
+
+        remove(&store);
+
+        let inside = Pause::new(env.root(), "LOCKED");
+        let mut cmd = etagstore(&store);
+        cmd.args([
+            "set",
+            "k",
+            "{\"v\": 2}",
+            "--etag",
+            &etag,
+            "--lock-timeout",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        inside.arm(&mut cmd);
+        let mut second = cmd.spawn().unwrap();
+        inside.wait_for(&mut second);
+        // The first writer goes on while the second is inside its lock: it
+        // must wait for that lock, not take the removed file's. Give it up
+        // to five seconds to finish (the old code finished at once) before
+        // the second goes on; not an assertion on time.
+        waiting.release();
+        for _ in 0..500 {
+            if first.try_wait().unwrap().is_some() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        inside.release();
+        let first = first.wait_with_output().unwrap();
+        let second = second.wait_with_output().unwrap();
+        let codes = [first.status.code(), second.status.code()];
+        assert_eq!(
+            codes,
+            [Some(3), Some(0)],
+            "{what}: both writers had --etag {etag}; exactly one may win: {} / {}",
+            String::from_utf8_lossy(&first.stderr),
+            String::from_utf8_lossy(&second.stderr)
+        );
+        assert_eq!(env.file("k").unwrap(), b"{\"v\": 2}", "{what}");
+    }
+
+    #[test]
+    fn a_lock_file_removed_while_a_writer_waits_on_it_still_excludes() {
+        one_winner_after_removing("rm -rf .etagstore/locks", |store| {
+            fs::remove_dir_all(store.join(".etagstore/locks")).unwrap()
+        });
+        one_winner_after_removing("rm .etagstore/locks/k.lock", |store| {
+            fs::remove_file(store.join(".etagstore/locks/k.lock")).unwrap()
+        });
+        one_winner_after_removing("rm -rf .etagstore", |store| {
+            fs::remove_dir_all(store.join(".etagstore")).unwrap()
+        });
+    }
 }
 
 #[test]
