@@ -114,38 +114,48 @@ impl FsStore {
                 .truncate(false)
                 .open(&path)
         };
-        let file = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                create_store_dir(&self.dir, &locks_dir)?;
-                open()
-            }
-            other => other,
-        }
-        .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
-
-        faults::pause("BEFORE_LOCK");
-        let mut lock = RwLock::new(file);
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
         let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
         loop {
-            match lock.try_write() {
-                Ok(_guard) => return action(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot lock '{}'", path.display()))
+            let file = match open() {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    create_store_dir(&self.dir, &locks_dir)?;
+                    open()
                 }
+                other => other,
             }
-            let now = Instant::now();
-            let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
-            if left.is_zero() {
-                return Err(Error::LockTimeout {
-                    key: key.as_str().to_string(),
-                    seconds: self.lock_timeout.as_secs_f64(),
+            .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
+
+            faults::pause("BEFORE_LOCK");
+            let mut lock = RwLock::new(file);
+            loop {
+                match lock.try_write() {
+                    Ok(guard) => {
+                        // The lock counts only if its file is still the one
+                        // at the path: a removed or replaced lock file
+                        // excludes nobody who opens the path now.
+                        if same_file(&guard, &path)? {
+                            return action();
+                        }
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot lock '{}'", path.display()))
+                    }
                 }
-                .into());
+                let now = Instant::now();
+                let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
+                if left.is_zero() {
+                    return Err(Error::LockTimeout {
+                        key: key.as_str().to_string(),
+                        seconds: self.lock_timeout.as_secs_f64(),
+                    }
+                    .into());
+                }
+                thread::sleep(backoff.next_pause().min(left));
             }
-            thread::sleep(backoff.next_pause().min(left));
         }
     }
 
@@ -427,6 +437,19 @@ fn unchanged(before: &fs::Metadata, now: &fs::Metadata, look_started: SystemTime
             now.ctime_nsec() as u32,
         );
     changed + margin < look_started
+}
+
+/// Whether the open `file` is the file that `path` names now.
+fn same_file(file: &File, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file
+        .metadata()
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    Ok(match fs::symlink_metadata(path) {
+        Ok(now) => (now.dev(), now.ino()) == (held.dev(), held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    })
 }
 
 /// Opens and hashes a document file: its metadata and ETag from one open
