@@ -472,3 +472,81 @@ fn eight_editors_on_one_second_timestamps_lose_no_increment() {
         n - 1000
     );
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// `etagstore ARGS` under `umask`, through `sh`.
+fn under_umask(env: &TestStore, umask: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(env.root())
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$@\""))
+        .arg("sh")
+        .arg(TestStore::bin())
+        .arg("--store")
+        .arg(env.store())
+        .args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ETAGSTORE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_rewrite_keeps_the_mode_an_operator_gave_the_document() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestStore::new();
+    let etag = env.put("secret", "{\"token\": 1}");
+    let path = env.path("secret");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let etag = ok(under_umask(
+        &env,
+        "022",
+        &["set", "secret", "{\"token\": 2}", "--etag", &etag],
+    ));
+    assert_eq!(mode(&path), 0o600, "after set --etag");
+    assert_eq!(etag.trim(), md5_hex(b"{\"token\": 2}"));
+    ok(under_umask(
+        &env,
+        "022",
+        &["edit", "secret", "--jq", ".token += 1"],
+    ));
+    assert_eq!(mode(&path), 0o600, "after edit");
+    ok(under_umask(&env, "022", &["set-unsafe", "secret", "{}"]));
+    assert_eq!(mode(&path), 0o600, "after set-unsafe");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    ok(under_umask(&env, "077", &["set-unsafe", "secret", "[]"]));
+    assert_eq!(mode(&path), 0o640, "a rewrite under umask 077");
+}
+
+#[test]
+fn a_rewrite_keeps_the_documents_owner_and_group_where_allowed() {
+    use std::os::unix::fs::MetadataExt;
+    if !running_as_root() {
+        eprintln!("SKIPPED: keeping another user's ownership needs root");
+        return;
+    }
+    let env = TestStore::new();
+    env.put("k", "{}");
+    let path = env.path("k");
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    ok(under_umask(&env, "022", &["set-unsafe", "k", "[]"]));
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+}
+
+#[test]
+fn a_new_document_follows_the_umask() {
+    let env = TestStore::new();
+    ok(under_umask(&env, "022", &["set", "a", "{}", "--etag", ""]));
+    assert_eq!(mode(&env.path("a")), 0o644);
+    ok(under_umask(&env, "077", &["set-unsafe", "b", "{}"]));
+    assert_eq!(mode(&env.path("b")), 0o600);
+    ok(under_umask(&env, "002", &["set-unsafe", "c", "{}"]));
+    assert_eq!(mode(&env.path("c")), 0o664);
+}
