@@ -249,6 +249,19 @@ impl FsStore {
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
         let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
+        let mut wait = || {
+            let left = deadline.map_or(Duration::MAX, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(Error::LockTimeout {
+                    key: key.as_str().to_string(),
+                    seconds: self.lock_timeout.as_secs_f64(),
+                });
+            }
+            thread::sleep(backoff.next_pause().min(left));
+            Ok(())
+        };
         loop {
             let internal = self.internal(dirs)?;
             let locks = self.sub_dir(dirs, internal.as_fd(), "locks", &locks_path)?;
@@ -259,6 +272,7 @@ impl FsStore {
                     Ok(()) => {
                         match rfs::statat(&dirs.store, &lock_path, AtFlags::SYMLINK_NOFOLLOW) {
                             Ok(now) if same_inode(&now, &held) => return action(),
+                            // Removed or replaced: open the lock path again.
                             Ok(_) | Err(Errno::NOENT | Errno::NOTDIR) => break,
                             Err(e) => {
                                 return Err(io::Error::from(e))
@@ -266,23 +280,15 @@ impl FsStore {
                             }
                         }
                     }
-                    Err(Errno::WOULDBLOCK) => {}
+                    Err(Errno::WOULDBLOCK) => wait()?,
                     Err(e) => {
                         return Err(io::Error::from(e))
                             .with_context(|| format!("cannot lock '{}'", path.display()))
                     }
                 }
-                let now = Instant::now();
-                let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
-                if left.is_zero() {
-                    return Err(Error::LockTimeout {
-                        key: key.as_str().to_string(),
-                        seconds: self.lock_timeout.as_secs_f64(),
-                    }
-                    .into());
-                }
-                thread::sleep(backoff.next_pause().min(left));
             }
+            drop(lock);
+            wait()?;
         }
     }
 
