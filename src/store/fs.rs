@@ -72,6 +72,8 @@ struct Dirs {
     /// Setgid and group-writable: a store a team shares. Lock files are then
     /// 0660 and internal directories group-writable, whatever the umask.
     group_store: bool,
+    /// `.etagstore`, opened on first use.
+    internal: std::cell::OnceCell<OwnedFd>,
 }
 
 impl FsStore {
@@ -123,6 +125,7 @@ impl FsStore {
             owner: stat.st_uid,
             group: stat.st_gid,
             group_store: stat.st_mode & 0o2020 == 0o2020,
+            internal: std::cell::OnceCell::new(),
         }))
     }
 
@@ -178,7 +181,16 @@ impl FsStore {
         Ok(fd)
     }
 
-    fn internal(&self, dirs: &Dirs) -> Result<OwnedFd> {
+    /// `.etagstore`, opened once per command.
+    fn internal<'a>(&self, dirs: &'a Dirs) -> Result<&'a OwnedFd> {
+        if let Some(fd) = dirs.internal.get() {
+            return Ok(fd);
+        }
+        let fd = self.open_internal(dirs)?;
+        Ok(dirs.internal.get_or_init(|| fd))
+    }
+
+    fn open_internal(&self, dirs: &Dirs) -> Result<OwnedFd> {
         let path = self.dir.join(INTERNAL_DIR);
         self.sub_dir(dirs, dirs.store.as_fd(), INTERNAL_DIR, &path)
     }
@@ -262,8 +274,13 @@ impl FsStore {
             thread::sleep(backoff.next_pause().min(left));
             Ok(())
         };
+        // After a removed lock file, `.etagstore` itself may be new.
+        let mut fresh: Option<OwnedFd> = None;
         loop {
-            let internal = self.internal(dirs)?;
+            let internal = match &fresh {
+                Some(fd) => fd,
+                None => self.internal(dirs)?,
+            };
             let locks = self.sub_dir(dirs, internal.as_fd(), "locks", &locks_path)?;
             let (lock, held) = self.open_lock(dirs, &locks, &name, &path)?;
             faults::pause("BEFORE_LOCK");
@@ -289,6 +306,7 @@ impl FsStore {
             }
             drop(lock);
             wait()?;
+            fresh = Some(self.open_internal(dirs)?);
         }
     }
 
@@ -664,7 +682,8 @@ fn umask() -> u32 {
 /// writer of an older etagstore holds no lock). Best effort, after the
 /// write, outside the key's lock, relative to the `tmp` handle only.
 fn remove_stale_temps(tmp: &OwnedFd) {
-    let Ok(entries) = rfs::Dir::read_from(tmp) else {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(entries) = rfs::openat(tmp, ".", flags, Mode::empty()).and_then(rfs::Dir::new) else {
         return;
     };
     let now = SystemTime::now();
