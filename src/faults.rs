@@ -68,3 +68,29 @@ impl io::Write for FaultyWriter<'_> {
         self.file.flush()
     }
 }
+
+/// With `test-hooks`, pauses the process at `point` when
+/// `ETAGSTORE_TEST_PAUSE_<POINT>` names a path: announces the pause by
+/// creating `<path>.paused`, then waits until `<path>` exists (for at most
+/// two minutes, so a broken test cannot hang). Points: `BEFORE_LOCK` (after
+/// the look at the current document, the lock file open, the lock not yet
+/// taken) and `LOCKED` (under the lock, the precondition held, before the
+/// rename or unlink). Tests use it to change the store in those windows.
+#[cfg(feature = "test-hooks")]
+pub fn pause(point: &str) {
+    let Some(path) = std::env::var_os(format!("ETAGSTORE_TEST_PAUSE_{point}")) else {
+        return;
+    };
+    let release = std::path::PathBuf::from(path);
+    let mut announce = release.clone().into_os_string();
+    announce.push(".paused");
+    let _ = std::fs::write(announce, std::process::id().to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !release.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn pause(_point: &str) {}

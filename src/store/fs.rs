@@ -11,18 +11,25 @@
 //! A write streams the input into a temporary file (validating and hashing
 //! it), fsyncs it, takes the key's lock, checks the precondition, renames the
 //! temporary file over the document and fsyncs the directory. Readers take no
-//! lock: a document file is never changed in place, only replaced, so an open
-//! file is one complete version.
+//! lock: etagstore never changes a document file in place, only replaces it,
+//! so an open file is one complete version.
+//!
+//! A write opens the store directory once and everything inside it relative
+//! to that handle, never through a symbolic link (`openat`, `renameat`,
+//! `unlinkat` with `O_NOFOLLOW`), so nothing a co-user of a shared store
+//! plants can send a create, rename or delete outside the store. Only
+//! regular files are opened as documents and lock files, without blocking.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use fd_lock::RwLock;
+use rustix::fs::{self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
@@ -36,14 +43,37 @@ mod watch;
 /// The store's own directory; its leading `.` puts it out of every key's reach.
 const INTERNAL_DIR: &str = ".etagstore";
 /// How old a temporary file must be before a later write may remove it
-/// (and only if the process that made it is gone).
+/// (and only if no writer holds its lock).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
 /// The longest pause between two attempts to take a lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
+/// Documents up to this size are always hashed again under the lock: that
+/// costs microseconds, and proves the bytes whatever the file system's
+/// timestamps can tell.
+const REHASH_UP_TO: u64 = 64 << 10;
+/// How a document, lock file or temporary file is opened: never through a
+/// symbolic link, never blocking (a FIFO must not hang the command).
+const OPEN: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC);
 
 pub struct FsStore {
     dir: PathBuf,
     lock_timeout: Duration,
+}
+
+/// The store's directories, opened for one write: the store as named, and
+/// its internal directory relative to it.
+struct Dirs {
+    store: OwnedFd,
+    owner: u32,
+    group: u32,
+    /// Setgid and group-writable: a store a team shares. Lock files are then
+    /// 0660 and internal directories group-writable, whatever the umask.
+    group_store: bool,
+    /// `.etagstore`, opened on first use.
+    internal: std::cell::OnceCell<OwnedFd>,
 }
 
 impl FsStore {
@@ -67,33 +97,146 @@ impl FsStore {
         self.dir.join(INTERNAL_DIR).join(sub_dir)
     }
 
-    /// Creates a uniquely named temporary file in the store, creating the
-    /// store's directories on the first write.
-    fn create_temp(&self) -> Result<TempFile> {
-        let tmp_dir = self.internal_path("tmp");
+    /// Opens the store directory (following the path the user gave);
+    /// `create` makes it, and the directories above it, when missing.
+    fn open_store(&self, create: bool) -> Result<Option<Dirs>> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let not_a_dir = || format!("the store '{}' is not a directory", self.dir.display());
+        let store = match rfs::open(&self.dir, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if create => {
+                create_store_dir(&self.dir)?;
+                rfs::open(&self.dir, flags, Mode::empty())
+                    .map_err(io::Error::from)
+                    .with_context(|| format!("cannot open the store '{}'", self.dir.display()))?
+            }
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::NOTDIR) => return Err(anyhow::anyhow!(not_a_dir())),
+            Err(e) => {
+                return Err(io::Error::from(e))
+                    .with_context(|| format!("cannot open the store '{}'", self.dir.display()))
+            }
+        };
+        let stat = rfs::fstat(&store)
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot read '{}'", self.dir.display()))?;
+        Ok(Some(Dirs {
+            store,
+            owner: stat.st_uid,
+            group: stat.st_gid,
+            group_store: stat.st_mode & 0o2020 == 0o2020,
+            internal: std::cell::OnceCell::new(),
+        }))
+    }
+
+    /// Opens (creating if missing) a directory inside the store, relative to
+    /// `parent`: never a symbolic link, and owned by the user or the store's
+    /// owner (in a group store, by anyone of the store's group).
+    fn sub_dir(&self, dirs: &Dirs, parent: BorrowedFd, name: &str, path: &Path) -> Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut created = false;
+        let fd = loop {
+            match rfs::openat(parent, name, flags, Mode::empty()) {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if !created => {
+                    match rfs::mkdirat(parent, name, Mode::from_raw_mode(0o777)) {
+                        Ok(()) | Err(Errno::EXIST) => created = true,
+                        Err(e) => {
+                            return Err(io::Error::from(e)).with_context(|| {
+                                format!("cannot create the store directory '{}'", path.display())
+                            })
+                        }
+                    }
+                }
+                Err(Errno::LOOP | Errno::NOTDIR) => return Err(not_followed(parent, name, path)),
+                Err(e) => {
+                    return Err(io::Error::from(e))
+                        .with_context(|| format!("cannot open '{}'", path.display()))
+                }
+            }
+        };
+        let stat = rfs::fstat(&fd)
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot read '{}'", path.display()))?;
+        let trusted = stat.st_uid == dirs.owner
+            || (dirs.group_store && stat.st_gid == dirs.group)
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            || stat.st_uid == unsafe { libc::geteuid() };
+        if !trusted {
+            return Err(anyhow::anyhow!(
+                "'{}' is owned by uid {}, neither you nor the store's owner; \
+                 etagstore does not use it (remove it)",
+                path.display(),
+                stat.st_uid
+            ));
+        }
+        if created && dirs.group_store {
+            // Every member of the group must be able to add locks and
+            // temporary files, whatever this writer's umask.
+            let mode = (stat.st_mode & 0o7777) | 0o2070;
+            rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(io::Error::from)
+                .with_context(|| format!("cannot set the mode of '{}'", path.display()))?;
+        }
+        Ok(fd)
+    }
+
+    /// `.etagstore`, opened once per command.
+    fn internal<'a>(&self, dirs: &'a Dirs) -> Result<&'a OwnedFd> {
+        if let Some(fd) = dirs.internal.get() {
+            return Ok(fd);
+        }
+        let fd = self.open_internal(dirs)?;
+        Ok(dirs.internal.get_or_init(|| fd))
+    }
+
+    fn open_internal(&self, dirs: &Dirs) -> Result<OwnedFd> {
+        let path = self.dir.join(INTERNAL_DIR);
+        self.sub_dir(dirs, dirs.store.as_fd(), INTERNAL_DIR, &path)
+    }
+
+    /// Creates a uniquely named temporary file in the store, and locks it
+    /// for the writer's whole life: the lock, not the pid in the name, tells
+    /// a cleaner that its writer still runs.
+    fn create_temp(&self, dirs: &Dirs) -> Result<TempFile> {
+        let tmp_path = self.internal_path("tmp");
+        let internal = self.internal(dirs)?;
+        let dir = self.sub_dir(dirs, internal.as_fd(), "tmp", &tmp_path)?;
         let pid = std::process::id();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .subsec_nanos();
         for attempt in 0u32.. {
-            let path = tmp_dir.join(format!("{pid}-{nanos:09}-{attempt}.json"));
-            let created = faults::check("temp-create")
-                .and_then(|()| OpenOptions::new().write(true).create_new(true).open(&path));
+            let name = format!("{pid}-{nanos:09}-{attempt}.json");
+            let created = faults::check("temp-create").and_then(|()| {
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                // Private until it is the document: `set_mode` gives it its
+                // final mode under the lock.
+                Ok(rfs::openat(&dir, &name, flags, Mode::from_raw_mode(0o600))?)
+            });
             match created {
-                Ok(file) => {
-                    return Ok(TempFile {
+                Ok(fd) => {
+                    let path = tmp_path.join(&name);
+                    let temp = TempFile {
+                        dir,
+                        name,
                         path,
-                        file: Some(file),
-                    })
+                        file: Some(File::from(fd)),
+                    };
+                    rfs::flock(temp.file.as_ref().unwrap(), FlockOperation::LockExclusive)
+                        .map_err(io::Error::from)
+                        .with_context(|| format!("cannot lock '{}'", temp.path.display()))?;
+                    return Ok(temp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
-                    create_store_dir(&self.dir, &tmp_dir)?;
-                }
                 Err(e) => {
                     return Err(e).with_context(|| {
-                        format!("cannot create a temporary file in '{}'", tmp_dir.display())
+                        format!("cannot create a temporary file in '{}'", tmp_path.display())
                     })
                 }
             }
@@ -103,101 +246,169 @@ impl FsStore {
 
     /// Runs `action` while holding the key's lock, waiting for it with a
     /// short, jittered backoff for at most the lock timeout (then exit 5).
-    fn with_lock<T>(&self, key: &Key, action: impl FnOnce() -> Result<T>) -> Result<T> {
-        let locks_dir = self.internal_path("locks");
-        let path = locks_dir.join(format!("{}.lock", key.encoded()));
-        let open = || {
-            faults::check("lock-create")?;
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-        };
-        let file = match open() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                create_store_dir(&self.dir, &locks_dir)?;
-                open()
-            }
-            other => other,
-        }
-        .with_context(|| format!("cannot open the lock file '{}'", path.display()))?;
-
-        let mut lock = RwLock::new(file);
+    /// A lock counts only while its file is the one at the lock path: a
+    /// writer that locked a removed or replaced lock file opens it again.
+    fn with_lock<T>(
+        &self,
+        dirs: &Dirs,
+        key: &Key,
+        action: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let name = format!("{}.lock", key.encoded());
+        let locks_path = self.internal_path("locks");
+        let path = locks_path.join(&name);
+        let lock_path = Path::new(INTERNAL_DIR).join("locks").join(&name);
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
         let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
-        loop {
-            match lock.try_write() {
-                Ok(_guard) => return action(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot lock '{}'", path.display()))
-                }
-            }
-            let now = Instant::now();
-            let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
+        let mut wait = || {
+            let left = deadline.map_or(Duration::MAX, |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return Err(Error::LockTimeout {
                     key: key.as_str().to_string(),
                     seconds: self.lock_timeout.as_secs_f64(),
-                }
-                .into());
+                });
             }
             thread::sleep(backoff.next_pause().min(left));
+            Ok(())
+        };
+        // After a removed lock file, `.etagstore` itself may be new.
+        let mut fresh: Option<OwnedFd> = None;
+        loop {
+            let internal = match &fresh {
+                Some(fd) => fd,
+                None => self.internal(dirs)?,
+            };
+            let locks = self.sub_dir(dirs, internal.as_fd(), "locks", &locks_path)?;
+            let (lock, held) = self.open_lock(dirs, &locks, &name, &path)?;
+            faults::pause("BEFORE_LOCK");
+            loop {
+                match rfs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                    Ok(()) => {
+                        match rfs::statat(&dirs.store, &lock_path, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(now) if same_inode(&now, &held) => return action(),
+                            // Removed or replaced: open the lock path again.
+                            Ok(_) | Err(Errno::NOENT | Errno::NOTDIR) => break,
+                            Err(e) => {
+                                return Err(io::Error::from(e))
+                                    .with_context(|| format!("cannot read '{}'", path.display()))
+                            }
+                        }
+                    }
+                    Err(Errno::WOULDBLOCK) => wait()?,
+                    Err(e) => {
+                        return Err(io::Error::from(e))
+                            .with_context(|| format!("cannot lock '{}'", path.display()))
+                    }
+                }
+            }
+            drop(lock);
+            wait()?;
+            fresh = Some(self.open_internal(dirs)?);
         }
     }
 
-    /// The ETag of the document at `path` now, `None` if it does not exist.
-    fn current_etag(&self, path: &Path) -> Result<Option<String>> {
-        Ok(hash_document(path)?.map(|(_, copied)| copied.etag))
+    /// Opens the key's lock file, creating it 0600 (0660 in a group store)
+    /// on the key's first write; it must be a regular file.
+    fn open_lock(
+        &self,
+        dirs: &Dirs,
+        locks: &OwnedFd,
+        name: &str,
+        path: &Path,
+    ) -> Result<(OwnedFd, Stat)> {
+        let context = || format!("cannot open the lock file '{}'", path.display());
+        faults::check("lock-create").with_context(context)?;
+        let fd = loop {
+            match rfs::openat(locks, name, OPEN, Mode::empty()) {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) => {
+                    let mode = if dirs.group_store { 0o660 } else { 0o600 };
+                    let flags = OPEN | OFlags::CREATE | OFlags::EXCL;
+                    match rfs::openat(locks, name, flags, Mode::from_raw_mode(mode)) {
+                        Ok(fd) => {
+                            if dirs.group_store {
+                                // Whatever the umask took away.
+                                rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+                                    .map_err(io::Error::from)
+                                    .with_context(context)?;
+                            }
+                            break fd;
+                        }
+                        Err(Errno::EXIST) => continue,
+                        Err(e) => return Err(io::Error::from(e)).with_context(context),
+                    }
+                }
+                Err(Errno::LOOP) => return Err(not_followed(locks.as_fd(), name, path)),
+                Err(e) => return Err(io::Error::from(e)).with_context(context),
+            }
+        };
+        let stat = regular(&fd, path)?;
+        Ok((fd, stat))
     }
 
     /// Reads and hashes the current document before the lock, so that a big
     /// document is not hashed while other writers wait, and checks the
     /// precondition against it. A failure here is final, and is as true as
-    /// one found under the lock: the file read was the document at that
+    /// one found under the lock: the bytes read were the document's at that
     /// moment. So a mismatch never waits for another writer, and a key that
-    /// was never written never gets a lock file.
-    fn look(&self, key: &Key, path: &Path, precondition: &Precondition) -> Result<Seen> {
-        let seen = match hash_document(path)? {
+    /// was never written never gets a lock file. The file stays open until
+    /// the check under the lock: while it is open, its inode number cannot
+    /// be given to a new file.
+    fn look(&self, dirs: &Dirs, key: &Key, precondition: &Precondition) -> Result<Seen> {
+        let started = SystemTime::now();
+        let path = self.document_path(key);
+        let seen = match open_regular(dirs.store.as_fd(), key.file_name(), &path)? {
             None => Seen {
                 etag: None,
-                identity: None,
+                file: None,
+                started,
             },
-            Some((meta, copied)) => Seen {
-                etag: Some(copied.etag),
-                identity: Some(Identity::of(&meta)),
+            Some((mut file, stat)) => Seen {
+                etag: Some(hash(&mut file, &path)?),
+                file: Some((file, stat)),
+                started,
             },
         };
         precondition.check(key, seen.etag.as_deref())?;
         Ok(seen)
     }
 
-    /// Under the lock: the current ETag, hashed again only if the document
-    /// is no longer the file `look` read. Documents are replaced by rename,
-    /// never changed in place, so the same file means the same bytes.
-    fn confirm(&self, path: &Path, seen: Seen) -> Result<Option<String>> {
-        let now = match fs::symlink_metadata(path) {
-            Ok(meta) => Some(Identity::of(&meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+    /// Under the lock: the current ETag and the document's metadata. The
+    /// look's hash stands only when the path still names the file the look
+    /// kept open and `unchanged` proves its bytes the same; otherwise the
+    /// document is hashed again.
+    fn confirm(&self, dirs: &Dirs, key: &Key, seen: Seen) -> Result<Option<(String, Stat)>> {
+        let path = self.document_path(key);
+        let Some(now) = current_stat(dirs, key, &path)? else {
+            return Ok(None);
         };
-        if now == seen.identity {
-            Ok(seen.etag)
-        } else {
-            self.current_etag(path)
+        if let (Some((mut file, before)), Some(etag)) = (seen.file, seen.etag) {
+            if same_inode(&now, &before) {
+                if unchanged(&before, &now, seen.started) {
+                    return Ok(Some((etag, now)));
+                }
+                // The same file, maybe changed in place: hash what it holds now.
+                io::Seek::rewind(&mut file)
+                    .with_context(|| format!("cannot read '{}'", path.display()))?;
+                return Ok(Some((hash(&mut file, &path)?, now)));
+            }
+        }
+        match open_regular(dirs.store.as_fd(), key.file_name(), &path)? {
+            Some((mut file, stat)) => Ok(Some((hash(&mut file, &path)?, stat))),
+            None => Ok(None),
         }
     }
 
     /// fsyncs the store directory, so a rename or unlink survives power loss.
-    fn sync_dir(&self) -> Result<()> {
+    fn sync_dir(&self, dirs: &Dirs) -> Result<()> {
         if faults::skip_fsync() {
             return Ok(());
         }
         faults::check("dir-fsync")
-            .and_then(|()| File::open(&self.dir))
-            .and_then(|dir| dir.sync_all())
+            .and_then(|()| Ok(rfs::fsync(&dirs.store)?))
             .with_context(|| format!("cannot sync the store directory '{}'", self.dir.display()))
     }
 }
@@ -205,14 +416,15 @@ impl FsStore {
 impl Store for FsStore {
     fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
         let path = self.document_path(key);
-        Ok(open_document(&path)?.map(|file| {
+        Ok(open_document(&path)?.map(|(file, _)| {
             let name = format!("'{}'", path.display());
             Box::new(document::Named::new(file, name)) as Box<dyn Read>
         }))
     }
 
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
-        let mut temp = self.create_temp()?;
+        let dirs = self.open_store(true)?.expect("created when missing");
+        let mut temp = self.create_temp(&dirs)?;
         let mut writer = faults::FaultyWriter {
             file: temp.file(),
             written_short: false,
@@ -225,40 +437,55 @@ impl Store for FsStore {
                 .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
         }
 
-        let path = self.document_path(key);
         // Last writer wins needs no look at the current document.
         let seen = match precondition {
             Precondition::Any => None,
-            _ => Some(self.look(key, &path, precondition)?),
+            _ => Some(self.look(&dirs, key, precondition)?),
         };
-        self.with_lock(key, || {
-            if let Some(seen) = seen {
-                let current = self.confirm(&path, seen)?;
-                precondition.check(key, current.as_deref())?;
-            }
-            temp.persist(&path)?;
+        let path = self.document_path(key);
+        self.with_lock(&dirs, key, || {
+            let replaced = match seen {
+                Some(seen) => {
+                    let current = self.confirm(&dirs, key, seen)?;
+                    precondition.check(key, current.as_ref().map(|(etag, _)| etag.as_str()))?;
+                    current.map(|(_, stat)| stat)
+                }
+                // Last writer wins replaces whatever is there, a symbolic
+                // link included (the rename does not follow it); only a
+                // regular file has a mode to keep.
+                None => current_stat(&dirs, key, &path).unwrap_or(None),
+            };
+            set_mode(temp.file(), replaced.as_ref())
+                .with_context(|| format!("cannot set the mode of '{}'", temp.path.display()))?;
+            faults::pause("LOCKED");
+            temp.persist(&dirs, &key.file_name(), &path)?;
             // Readers may already see the new document: it is not rolled back.
-            self.sync_dir()
+            self.sync_dir(&dirs)
                 .context("the document was replaced, but may not survive a power loss")
         })?;
-        self.remove_stale_temps();
+        remove_stale_temps(&temp.dir);
         Ok(copied.etag)
     }
 
     fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()> {
-        let path = self.document_path(key);
-        let seen = self.look(key, &path, precondition)?;
+        let Some(dirs) = self.open_store(false)? else {
+            return precondition.check(key, None).map_err(Into::into);
+        };
+        let seen = self.look(&dirs, key, precondition)?;
         if seen.etag.is_none() {
             // Nothing to delete, and the precondition allowed that.
             return Ok(());
         }
-        self.with_lock(key, || {
-            let current = self.confirm(&path, seen)?;
-            precondition.check(key, current.as_deref())?;
+        let path = self.document_path(key);
+        self.with_lock(&dirs, key, || {
+            let current = self.confirm(&dirs, key, seen)?;
+            precondition.check(key, current.as_ref().map(|(etag, _)| etag.as_str()))?;
+            faults::pause("LOCKED");
             if current.is_some() {
-                fs::remove_file(&path)
+                rfs::unlinkat(&dirs.store, key.file_name().as_str(), AtFlags::empty())
+                    .map_err(io::Error::from)
                     .with_context(|| format!("cannot delete '{}'", path.display()))?;
-                self.sync_dir()
+                self.sync_dir(&dirs)
                     .context("the document was deleted, but may come back after a power loss")?;
             }
             Ok(())
@@ -317,127 +544,289 @@ impl Store for FsStore {
 }
 
 impl FsStore {
-    /// Removes temporary files that a killed writer left behind: older than
-    /// `STALE_TEMP_AGE` and named after a process that no longer runs. Best
-    /// effort, after the write, outside the lock.
-    fn remove_stale_temps(&self) {
-        let tmp_dir = self.internal_path("tmp");
-        let Ok(entries) = fs::read_dir(&tmp_dir) else {
-            return;
-        };
-        let now = SystemTime::now();
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|name| name.split('-').next())
-                .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-            else {
-                continue;
-            };
-            let old = entry
-                .metadata()
-                .and_then(|meta| meta.modified())
-                .is_ok_and(|modified| {
-                    now.duration_since(modified).unwrap_or_default() > STALE_TEMP_AGE
-                });
-            if old && !process_is_alive(pid) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-    }
-
     /// ETag, size and time of one document, from one open file.
     fn details(&self, path: &Path) -> Result<Option<Details>> {
-        let Some((meta, copied)) = hash_document(path)? else {
+        let Some((mut file, stat)) = open_document(path)? else {
             return Ok(None);
         };
-        let modified = meta
-            .modified()
-            .with_context(|| format!("cannot read '{}'", path.display()))?;
+        let etag = hash(&mut file, path)?;
+        let modified = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(stat.st_mtime).unwrap_or(0),
+                stat.st_mtime_nsec as u32,
+            );
         Ok(Some(Details {
-            etag: copied.etag,
-            size: copied.len,
+            etag,
+            size: stat.st_size as u64,
             modified,
         }))
     }
 }
 
-/// The current document as `look` read it.
+/// The current document as `look` read it: its ETag, the file it read
+/// (kept open) with its metadata from before the read, and when the look began.
 struct Seen {
     etag: Option<String>,
-    identity: Option<Identity>,
+    file: Option<(File, Stat)>,
+    started: SystemTime,
 }
 
-/// Which file a document is: device, inode, size, modification and change
-/// times. Any rename over the document or write into it changes it.
-#[derive(Debug, PartialEq, Eq)]
-struct Identity([i64; 7]);
+#[allow(clippy::unnecessary_cast)]
+fn same_inode(a: &Stat, b: &Stat) -> bool {
+    (a.st_dev as u64, a.st_ino as u64) == (b.st_dev as u64, b.st_ino as u64)
+}
 
-impl Identity {
-    fn of(meta: &fs::Metadata) -> Identity {
-        use std::os::unix::fs::MetadataExt;
-        Identity([
-            meta.dev() as i64,
-            meta.ino() as i64,
-            meta.size() as i64,
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec(),
-        ])
+/// Whether a file the look kept open (`before`, its metadata then; `now`,
+/// under the lock) provably still holds the bytes the look hashed. Any write
+/// sets the change time to the (coarse) clock, truncated to the file
+/// system's granularity: unless the change time is older than the look's
+/// start by more than that granularity and a clock tick, a write after the
+/// look could have left every timestamp as it was. Whole-second change
+/// times mean a coarse file system (one second; FAT's two): allow 3 s, else
+/// 100 ms.
+#[allow(clippy::unnecessary_cast)]
+fn unchanged(before: &Stat, now: &Stat, look_started: SystemTime) -> bool {
+    let times = |s: &Stat| {
+        (
+            s.st_size as i64,
+            s.st_mtime as i64,
+            s.st_mtime_nsec as i64,
+            s.st_ctime as i64,
+            s.st_ctime_nsec as i64,
+        )
+    };
+    if times(before) != times(now) || now.st_size as u64 <= REHASH_UP_TO {
+        return false;
+    }
+    let margin = if now.st_ctime_nsec == 0 {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_millis(100)
+    };
+    let changed = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(now.st_ctime as i64).unwrap_or(0),
+            now.st_ctime_nsec as u32,
+        );
+    changed + margin < look_started
+}
+
+/// The metadata of the key's document under the lock, `None` if there is
+/// none; anything but a regular file is refused.
+fn current_stat(dirs: &Dirs, key: &Key, path: &Path) -> Result<Option<Stat>> {
+    match rfs::statat(
+        &dirs.store,
+        key.file_name().as_str(),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
+            Ok(Some(stat))
+        }
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+            Err(symlink_error(path))
+        }
+        Ok(_) => Err(not_regular(path)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => {
+            Err(io::Error::from(e)).with_context(|| format!("cannot read '{}'", path.display()))
+        }
     }
 }
 
-/// Opens and hashes a document file: its metadata and ETag from one open
-/// file, `None` if it does not exist.
-fn hash_document(path: &Path) -> Result<Option<(fs::Metadata, document::Copied)>> {
-    let Some(mut file) = open_document(path)? else {
-        return Ok(None);
+/// Gives the temporary file the mode of the document it replaces, and its
+/// owner and group where this process may (as `sed -i` does); a new
+/// document gets the umask's mode, as any new file.
+fn set_mode(temp: &File, replaced: Option<&Stat>) -> io::Result<()> {
+    let mode = match replaced {
+        Some(old) => {
+            let mine = rfs::fstat(temp)?;
+            if (old.st_uid, old.st_gid) != (mine.st_uid, mine.st_gid) {
+                let uid = (old.st_uid != mine.st_uid).then(|| rfs::Uid::from_raw(old.st_uid));
+                let gid = (old.st_gid != mine.st_gid).then(|| rfs::Gid::from_raw(old.st_gid));
+                match rfs::fchown(temp, uid, gid) {
+                    Ok(()) => {}
+                    // Not allowed to give the file away: keep at least the group.
+                    Err(Errno::PERM) if uid.is_some() && gid.is_some() => {
+                        match rfs::fchown(temp, None, gid) {
+                            Ok(()) | Err(Errno::PERM) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Err(Errno::PERM) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            old.st_mode & 0o777
+        }
+        None => 0o666 & !umask(),
     };
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read '{}'", path.display()))?;
-    let copied = document::copy_hashed(&mut file, &mut io::sink())
+    if mode != 0o600 || replaced.is_some() {
+        rfs::fchmod(temp, Mode::from_raw_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// The process's umask (read by setting it, then setting it back).
+fn umask() -> u32 {
+    // SAFETY: umask only swaps the process's file-creation mask; nothing
+    // creates files between the two calls.
+    unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        mask as u32
+    }
+}
+
+/// Removes temporary files that a killed writer left behind: regular files
+/// named exactly like temporary files, older than `STALE_TEMP_AGE`, whose
+/// lock no writer holds. A name whose pid still runs here is kept too (a
+/// writer of an older etagstore holds no lock). Best effort, after the
+/// write, outside the key's lock, relative to the `tmp` handle only.
+fn remove_stale_temps(tmp: &OwnedFd) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(entries) = rfs::openat(tmp, ".", flags, Mode::empty()).and_then(rfs::Dir::new) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temp_pid(name.to_bytes()) else {
+            continue;
+        };
+        if !matches!(entry.file_type(), FileType::RegularFile | FileType::Unknown) {
+            continue;
+        }
+        let Ok(fd) = rfs::openat(tmp, name, OPEN, Mode::empty()) else {
+            continue;
+        };
+        let Ok(stat) = rfs::fstat(&fd) else {
+            continue;
+        };
+        let modified =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(stat.st_mtime).unwrap_or(u64::MAX));
+        let old = now.duration_since(modified).unwrap_or_default() > STALE_TEMP_AGE;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile
+            || !old
+            || rfs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_err()
+            || process_is_alive(pid)
+        {
+            continue;
+        }
+        // Still the file just locked under that name.
+        if rfs::statat(tmp, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| same_inode(&s, &stat)) {
+            let _ = rfs::unlinkat(tmp, name, AtFlags::empty());
+        }
+    }
+}
+
+/// The pid in a temporary file's name `<pid>-<9 digits>-<attempt>.json`;
+/// `None` for any other name.
+fn temp_pid(name: &[u8]) -> Option<libc::pid_t> {
+    let name = std::str::from_utf8(name).ok()?.strip_suffix(".json")?;
+    let mut parts = name.split('-');
+    let (pid, nanos, attempt) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if parts.next().is_some()
+        || !digits(pid)
+        || nanos.len() != 9
+        || !digits(nanos)
+        || !digits(attempt)
+    {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Hashes an open document from where it is to its end.
+fn hash(file: &mut File, path: &Path) -> Result<String> {
+    let copied = document::copy_hashed(file, &mut io::sink())
         .map_err(|e| copy_error(e, path))
         .with_context(|| format!("cannot read '{}'", path.display()))?;
-    Ok(Some((meta, copied)))
+    Ok(copied.etag)
 }
 
-/// Opens a document file for reading, `None` if it does not exist. A
-/// symbolic link is refused, never followed: it could lead out of the store.
-fn open_document(path: &Path) -> Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(anyhow::anyhow!(
-            "'{}' is a symbolic link; etagstore does not follow links out of the store \
-             (remove it, or replace it with the document itself)",
-            path.display()
-        )),
-        Err(e) => Err(e).with_context(|| format!("cannot read '{}'", path.display())),
+/// Opens a document file for reading by its path, `None` if it does not
+/// exist: what readers use, with no directory handle to open first.
+fn open_document(path: &Path) -> Result<Option<(File, Stat)>> {
+    open_regular(rfs::CWD, path, path)
+}
+
+/// Opens `name` in `dir` for reading, `None` if it does not exist. A
+/// symbolic link is refused, never followed: it could lead out of the
+/// store. So is anything but a regular file: a FIFO would hang the reader.
+fn open_regular(
+    dir: BorrowedFd,
+    name: impl rustix::path::Arg,
+    path: &Path,
+) -> Result<Option<(File, Stat)>> {
+    match rfs::openat(dir, name, OPEN, Mode::empty()) {
+        Ok(fd) => {
+            let stat = regular(&fd, path)?;
+            Ok(Some((File::from(fd), stat)))
+        }
+        Err(Errno::NOENT) => Ok(None),
+        Err(Errno::LOOP) => Err(symlink_error(path)),
+        Err(e) => {
+            Err(io::Error::from(e)).with_context(|| format!("cannot read '{}'", path.display()))
+        }
     }
 }
 
-/// Creates the store directory and one of its internal directories. When
-/// that creates the store, the directories that now hold it are fsynced too,
-/// or the first document could vanish with its new directory on power loss.
-fn create_store_dir(store: &Path, internal: &Path) -> Result<()> {
+/// The metadata of an open file that must be a regular file.
+fn regular(fd: &OwnedFd, path: &Path) -> Result<Stat> {
+    let stat = rfs::fstat(fd)
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot read '{}'", path.display()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(not_regular(path));
+    }
+    Ok(stat)
+}
+
+fn not_regular(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "'{}' is not a regular file; etagstore keeps documents and locks only in \
+         regular files (remove it)",
+        path.display()
+    )
+}
+
+fn symlink_error(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "'{}' is a symbolic link; etagstore does not follow links out of the store \
+         (remove it, or replace it with the document itself)",
+        path.display()
+    )
+}
+
+/// Why `name` in `parent` could not be opened as a directory or file
+/// without following links: a symbolic link, or something else.
+fn not_followed(parent: BorrowedFd, name: &str, path: &Path) -> anyhow::Error {
+    match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => anyhow::anyhow!(
+            "'{}' is a symbolic link; etagstore does not follow links inside its store \
+             (remove it)",
+            path.display()
+        ),
+        _ => anyhow::anyhow!("'{}' is not a directory (remove it)", path.display()),
+    }
+}
+
+/// Creates a missing store directory. The directories that now hold it are
+/// fsynced too, or the first document could vanish with its new directory
+/// on power loss.
+fn create_store_dir(store: &Path) -> Result<()> {
     let mut missing = Vec::new();
     let mut existing = store;
     while !existing.as_os_str().is_empty() && !existing.exists() {
         missing.push(existing);
         existing = existing.parent().unwrap_or(Path::new(""));
     }
-    fs::create_dir_all(internal).with_context(|| {
+    fs::create_dir_all(store).with_context(|| {
         if store.exists() && !store.is_dir() {
             format!("the store '{}' is not a directory", store.display())
         } else {
-            format!("cannot create the store directory '{}'", internal.display())
+            format!("cannot create the store directory '{}'", store.display())
         }
     })?;
     if missing.is_empty() || faults::skip_fsync() {
@@ -477,8 +866,11 @@ fn copy_error(error: CopyError, path: &Path) -> anyhow::Error {
     }
 }
 
-/// A temporary file that is removed unless it is renamed into place.
+/// A temporary file, locked while open, that is removed unless it is
+/// renamed into place. Everything is relative to the `tmp` handle.
 struct TempFile {
+    dir: OwnedFd,
+    name: String,
     path: PathBuf,
     file: Option<File>,
 }
@@ -490,14 +882,14 @@ impl TempFile {
             .expect("the file is open until persisted")
     }
 
-    fn persist(&mut self, target: &Path) -> Result<()> {
+    fn persist(&mut self, dirs: &Dirs, target: &str, target_path: &Path) -> Result<()> {
         faults::check("rename")
-            .and_then(|()| fs::rename(&self.path, target))
+            .and_then(|()| Ok(rfs::renameat(&self.dir, &self.name, &dirs.store, target)?))
             .with_context(|| {
                 format!(
                     "cannot rename '{}' to '{}'",
                     self.path.display(),
-                    target.display()
+                    target_path.display()
                 )
             })?;
         self.file = None;
@@ -508,7 +900,7 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.path);
+            let _ = rfs::unlinkat(&self.dir, &self.name, AtFlags::empty());
         }
     }
 }
@@ -562,7 +954,8 @@ mod tests {
         let key = Key::new("k").unwrap();
         store.put(&key, &mut &b"1"[..], &Precondition::Any).unwrap();
         let store = FsStore::new(store.dir(), Duration::from_millis(50));
-        let result = store.with_lock(&key, || {
+        let dirs = store.open_store(false).unwrap().unwrap();
+        let result = store.with_lock(&dirs, &key, || {
             // A second writer of the same key, inside the first one's lock.
             store.put(&key, &mut &b"2"[..], &Precondition::Any)
         });
@@ -583,5 +976,60 @@ mod tests {
         assert!(read(&store, &key).is_none());
         let error = store.delete(&key, &Precondition::Exists).unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 3);
+    }
+
+    #[test]
+    fn only_exact_temporary_file_names_are_swept() {
+        assert_eq!(temp_pid(b"123-000000042-0.json"), Some(123));
+        assert_eq!(temp_pid(b"123-999999999-17.json"), Some(123));
+        for name in [
+            &b"123-42-0.json"[..],
+            b"123-000000042-0.json.bak",
+            b"123-000000042-0-1.json",
+            b"123-000000042-.json",
+            b"-000000042-0.json",
+            b"12a-000000042-0.json",
+            b"123-000000042-0.txt",
+            b"notes.json",
+        ] {
+            assert_eq!(temp_pid(name), None, "{}", String::from_utf8_lossy(name));
+        }
+    }
+
+    #[test]
+    fn the_looks_hash_stands_only_for_big_files_with_old_unchanged_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        fs::write(&path, vec![b' '; (REHASH_UP_TO + 1) as usize]).unwrap();
+        let stat = rfs::stat(&path).unwrap();
+        let changed = UNIX_EPOCH + Duration::new(stat.st_ctime as u64, stat.st_ctime_nsec as u32);
+        let later = |by: u64| changed + Duration::from_secs(by);
+        assert!(unchanged(&stat, &stat, later(4)), "old and unchanged");
+        assert!(
+            !unchanged(&stat, &stat, changed),
+            "changed as the look began"
+        );
+        let mut coarse = stat;
+        coarse.st_ctime_nsec = 0;
+        coarse.st_mtime_nsec = 0;
+        let coarse_changed = UNIX_EPOCH + Duration::from_secs(coarse.st_ctime as u64);
+        assert!(
+            !unchanged(&coarse, &coarse, coarse_changed + Duration::from_secs(2)),
+            "whole-second times two seconds old prove nothing"
+        );
+        assert!(unchanged(
+            &coarse,
+            &coarse,
+            coarse_changed + Duration::from_secs(4)
+        ));
+        let mut written = stat;
+        written.st_mtime_nsec = (written.st_mtime_nsec + 1) % 1_000_000_000;
+        assert!(!unchanged(&stat, &written, later(4)), "a new mtime");
+        let mut small = stat;
+        small.st_size = REHASH_UP_TO as _;
+        assert!(
+            !unchanged(&small, &small, later(4)),
+            "small documents are always hashed"
+        );
     }
 }

@@ -319,3 +319,80 @@ impl Drop for Immutable {
             .status();
     }
 }
+
+/// Runs `cmd` to its end, killing it after 20 s: a safety net so that a
+/// command that hangs (on a FIFO, say) fails its test instead of blocking
+/// the suite. Not a timed assertion: a killed command shows as a signal.
+pub fn run_or_kill(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// One pause point of a writer (`test-hooks` builds): the writer announces
+/// that it has reached the point, then waits until `release`.
+pub struct Pause {
+    point: &'static str,
+    release: PathBuf,
+}
+
+impl Pause {
+    /// A pause at `point` (`BEFORE_LOCK` or `LOCKED`), its files in `dir`.
+    pub fn new(dir: &Path, point: &'static str) -> Pause {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Pause {
+            point,
+            release: dir.join(format!("pause-{point}-{}-{n}", std::process::id())),
+        }
+    }
+
+    /// Makes `cmd` stop at this pause.
+    pub fn arm(&self, cmd: &mut std::process::Command) {
+        cmd.env(
+            format!("ETAGSTORE_TEST_PAUSE_{}", self.point),
+            &self.release,
+        );
+    }
+
+    /// Waits until the writer is at the pause; panics with its output if it
+    /// ended first.
+    pub fn wait_for(&self, child: &mut std::process::Child) {
+        let mut paused = self.release.clone().into_os_string();
+        paused.push(".paused");
+        while !Path::new(&paused).exists() {
+            if child.try_wait().unwrap().is_some() {
+                let mut err = String::new();
+                if let Some(stderr) = child.stderr.as_mut() {
+                    std::io::Read::read_to_string(stderr, &mut err).unwrap();
+                }
+                panic!("the writer ended before its {} pause: {err}", self.point);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Lets the writer go on.
+    pub fn release(&self) {
+        fs::write(&self.release, "").unwrap();
+    }
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.release, "");
+    }
+}
