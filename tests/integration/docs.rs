@@ -8,7 +8,9 @@
 //! output with no final newline (`etagstore get` of a document stored without
 //! one) is not. All console blocks of one file run in order in one empty
 //! directory, as the README's tour asks of its reader. `TRYCMD=overwrite`
-//! rewrites the expected output in the Markdown files themselves.
+//! rewrites the expected output in the Markdown files themselves. A failure
+//! names a link in a temporary directory, `…/README.md:258`: the line
+//! number is the real file's.
 //!
 //! Shell snippets that need a shell (pipes, loops, `$(…)`) stay ```sh blocks.
 //! The important ones carry an HTML comment `<!-- checked: NAME -->` on the
