@@ -43,6 +43,9 @@ fn on_path(tool: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("`{tool}` is not on PATH; the doc examples run it"))
 }
 
+/// The files whose console blocks run.
+const DOCS: &[&str] = &["README.md", "docs/edit.md", "docs/design.md"];
+
 /// The console blocks of README.md, docs/edit.md and docs/design.md.
 #[test]
 fn console_examples() {
@@ -54,6 +57,9 @@ fn console_examples() {
     // real file.
     let links = tempfile::tempdir().unwrap();
     let cases = trycmd::TestCases::new();
+    // Not a limit on speed: a command that hangs (a `watch` with nothing to
+    // wait for) fails the test instead of stalling the suite.
+    cases.timeout(std::time::Duration::from_secs(120));
     cases.register_bin("etagstore", TestStore::bin());
     for tool in TOOLS {
         cases.register_bin(*tool, on_path(tool));
@@ -67,7 +73,7 @@ fn console_examples() {
             "unset {name:?} to run the doc examples: they run etagstore as a new user does"
         );
     }
-    for doc in ["README.md", "docs/edit.md", "docs/design.md"] {
+    for doc in DOCS {
         let name = Path::new(doc).file_name().unwrap();
         let link = links.path().join(name);
         std::os::unix::fs::symlink(root().join(doc), &link).unwrap();
@@ -201,6 +207,31 @@ fn readme_console_keys_are_its_own() {
             assert!(
                 !sh_keys.contains(&word),
                 "README.md:{}: `{command}` uses {word:?}, which the sh blocks write",
+                number + 1
+            );
+        }
+    }
+}
+
+/// trycmd skips, and passes, a `$ ` line whose program it does not know: a
+/// `$ jq …` added to a doc would never run. Every one must be etagstore or
+/// one of TOOLS.
+#[test]
+fn console_lines_run_known_programs() {
+    for doc in DOCS {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let Some(command) = line.strip_prefix("$ ") else {
+                continue;
+            };
+            let program = command
+                .split_whitespace()
+                .find(|word| !word.contains('='))
+                .unwrap_or_default();
+            assert!(
+                program == "etagstore" || TOOLS.contains(&program),
+                "{doc}:{}: `{command}` runs {program:?}, which the doc tests do not know \
+                 (add it to TOOLS, or put the line in a sh block)",
                 number + 1
             );
         }
