@@ -12,7 +12,10 @@
 //! names a link in a temporary directory, `…/README.md:258`: the line
 //! number is the real file's.
 //!
-//! Shell snippets that need a shell (pipes, loops, `$(…)`) stay ```sh blocks.
+//! Shell snippets that need a shell (pipes, loops, `$(…)`) stay ```sh blocks,
+//! as do those that cannot run here (an editor, Azurite, writes to `$HOME`);
+//! trycmd runs only ```console and ```trycmd blocks (and bare ``` ones!), and
+//! skips a ```console,ignore block.
 //! The important ones carry an HTML comment `<!-- checked: NAME -->` on the
 //! line before the fence; the tests below run exactly that block with `sh -e`,
 //! and compare its output with the block's lines that start with `# `.
