@@ -45,4 +45,5 @@ mod fault_proxy;
 // Edges of get -o, watch, export/import and edit's child.
 mod command_edges;
 // A new user's mistakes: each gets an answer that fixes it.
+mod docs;
 mod first_contact;
