@@ -1,9 +1,72 @@
 //! A new user's mistakes: each gets one `error:` line that names the fix,
 //! the documented exit code, and no change to the store.
 
+use std::fs::{self, File};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{one_error_line, TestStore};
+use crate::common::{md5_hex, one_error_line, TestStore};
+
+/// The child runs in a new session whose controlling terminal (`/dev/tty`)
+/// is a fresh pseudo-terminal, whatever its standard input and output are:
+/// how a person at a terminal runs `etagstore edit` in a pipeline.
+pub fn with_terminal(cmd: &mut std::process::Command) {
+    // SAFETY: plain calls on a descriptor this function owns.
+    let (master, slave) = unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = File::from_raw_fd(fd);
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        (master, std::ffi::CStr::from_ptr(name.as_ptr()).to_owned())
+    };
+    // SAFETY: only async-signal-safe calls (setsid, open, ioctl, close).
+    unsafe {
+        cmd.pre_exec(move || {
+            // The master lives as long as the command: the terminal hangs up when it closes.
+            let _ = &master;
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::open(slave.as_ptr(), libc::O_RDWR);
+            if fd < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+}
+
+/// The child runs in a new session with no controlling terminal: opening
+/// `/dev/tty` fails there, as under cron, CI or `ssh host cmd`.
+pub fn without_terminal(cmd: &mut std::process::Command) {
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Writes an executable shell script into the test's directory.
+fn script(env: &TestStore, name: &str, body: &str) -> PathBuf {
+    let path = env.root().join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
 
 #[test]
 fn set_with_star_on_a_missing_key_says_to_create_it_not_to_retry() {
@@ -248,4 +311,79 @@ fn man_dir_writes_one_page_a_subcommand_with_exit_codes_and_examples_kept_as_wri
         .assert()
         .code(2)
         .stderr(one_error_line().and(predicate::str::contains("set-unsafe")));
+}
+
+#[test]
+fn edit_without_a_terminal_runs_no_editor_and_is_exit_2() {
+    let env = TestStore::new();
+    env.put("k", "{}");
+    let ran = env.root().join("ran");
+    let editor = script(
+        &env,
+        "editor.sh",
+        &format!("touch '{}'; echo '[1]' > \"$1\"", ran.display()),
+    );
+    let before = env.snapshot();
+    // vi's keys on a pipe: with no terminal they must reach no editor.
+    let editors: [Option<&PathBuf>; 2] = [None, Some(&editor)];
+    for editor in editors {
+        let mut cmd = env.process();
+        without_terminal(&mut cmd);
+        cmd.args(["edit", "k"]).env_remove("VISUAL");
+        match editor {
+            Some(editor) => cmd.env("EDITOR", editor),
+            None => cmd.env_remove("EDITOR"),
+        };
+        Command::from_std(cmd)
+            .write_stdin("ddi{\"pwned\":1}\x1b:wq\n")
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(
+                one_error_line()
+                    .and(predicate::str::contains("no terminal for an editor"))
+                    .and(predicate::str::contains("edit KEY -- CMD"))
+                    .and(predicate::str::contains("--jq")),
+            );
+    }
+    assert!(!ran.exists());
+    assert_eq!(env.snapshot().changed_since(&before), Vec::<PathBuf>::new());
+    assert_eq!(env.file("k").unwrap(), b"{}");
+}
+
+#[test]
+fn the_editor_runs_on_the_terminal_on_a_0600_copy_and_stdout_is_only_the_etag() {
+    let env = TestStore::new();
+    env.put("k", r#"{"secret":1}"#);
+    let seen = env.root().join("seen");
+    // The editor notes the copy's mode and whether its stdin, stdout and
+    // stderr are the terminal, and prints noise, as vim prints escapes.
+    let editor = script(
+        &env,
+        "editor.sh",
+        &format!(
+            "stat -c %a \"$1\" > '{0}.mode'\n\
+             if [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo yes; else echo no; fi > '{0}.tty'\n\
+             echo noise; echo noise >&2\n\
+             echo '[2]' > \"$1\"",
+            seen.display()
+        ),
+    );
+    let mut cmd = env.process();
+    with_terminal(&mut cmd);
+    cmd.args(["edit", "k"])
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL");
+    Command::from_std(cmd)
+        .write_stdin("not for the editor")
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(b"[2]\n")))
+        .stderr("");
+    assert_eq!(env.file("k").unwrap(), b"[2]\n");
+    let read = |ext| fs::read_to_string(seen.with_extension(ext)).unwrap();
+    assert_eq!(read("mode"), "600\n", "the copy of the document is private");
+    assert_eq!(read("tty"), "yes\n", "the editor's stdio is the terminal");
 }
