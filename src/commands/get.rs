@@ -1,8 +1,8 @@
 //! `get KEY [-o FILE | --json] [--default JSON]`: print a document.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -145,26 +145,14 @@ struct Temp {
 
 impl Temp {
     fn create(dir: &Path) -> std::io::Result<Temp> {
-        loop {
-            let path = dir.join(format!(".etagstore-get-{}.tmp", document::random_hex()));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(Temp {
-                        path,
-                        file: Some(file),
-                        renamed: false,
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let (path, file) = document::create_unique(|| {
+            dir.join(format!(".etagstore-get-{}.tmp", document::random_hex()))
+        })?;
+        Ok(Temp {
+            path,
+            file: Some(file),
+            renamed: false,
+        })
     }
 }
 

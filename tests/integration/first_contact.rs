@@ -364,7 +364,7 @@ fn the_editor_runs_on_the_terminal_on_a_0600_copy_and_stdout_is_only_the_etag() 
         "editor.sh",
         &format!(
             "stat -c %a \"$1\" > '{0}.mode'\n\
-             if [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo yes; else echo no; fi > '{0}.tty'\n\
+             t=no; if [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then t=yes; fi; echo $t > '{0}.tty'\n\
              echo noise; echo noise >&2\n\
              echo '[2]' > \"$1\"",
             seen.display()
