@@ -387,3 +387,57 @@ fn the_editor_runs_on_the_terminal_on_a_0600_copy_and_stdout_is_only_the_etag() 
     assert_eq!(read("mode"), "600\n", "the copy of the document is private");
     assert_eq!(read("tty"), "yes\n", "the editor's stdio is the terminal");
 }
+
+/// Standard error: one `error:` line a skipped key, then one that sums up.
+fn skipped_keys(stderr: &[u8]) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.iter().all(|line| line.starts_with("error: ")),
+        "{stderr}"
+    );
+    let (summary, skipped) = lines.split_last().expect("a summary line");
+    assert!(summary.contains("named above"), "{stderr}");
+    skipped
+        .iter()
+        .map(|line| {
+            let rest = line
+                .strip_prefix("error: skipped key ")
+                .unwrap_or_else(|| panic!("{stderr}"));
+            rest[..rest.find(": ").unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn export_prints_every_good_document_and_names_each_bad_key_then_exits_1() {
+    let env = TestStore::new();
+    for key in ["a", "b", "c", "d", "e"] {
+        env.put(key, format!("{{\"key\":\"{key}\"}}"));
+    }
+    // A hand edit that is not JSON, a link out of the store, and a document
+    // too long for one import line.
+    fs::write(env.path("b"), "not json").unwrap();
+    fs::write(env.root().join("other.json"), "{}").unwrap();
+    fs::remove_file(env.path("c")).unwrap();
+    std::os::unix::fs::symlink("../other.json", env.path("c")).unwrap();
+    env.put("d", format!("\"{}\"", "x".repeat(2000)));
+    let out = env
+        .cmd()
+        .env("ETAGSTORE_IMPORT_LINE_LIMIT", "1000")
+        .arg("export")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let keys: Vec<String> = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["key"].to_string())
+        .collect();
+    assert_eq!(keys, ["\"a\"", "\"e\""], "{stdout}");
+    assert_eq!(skipped_keys(&out.stderr), ["\"b\"", "\"c\"", "\"d\""]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(stderr.contains("line 1, column 2"), "{stderr}");
+    assert!(stderr.contains("get -o"), "{stderr}");
+}
