@@ -11,6 +11,7 @@ use crate::cli::GetArgs;
 use crate::document::{self, CopyError, Spool};
 use crate::error::Error;
 use crate::key::Key;
+use crate::output;
 use crate::progress::Meter;
 use crate::store::Store;
 
@@ -43,16 +44,11 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
         let mut value = Spool::new();
         let copied = document::copy_value(&mut reader, &mut value)
             .map_err(|e| output_error(e, "a temporary file"))?;
-        let key_json = serde_json::to_string(key.as_str())?;
-        write!(
-            out,
-            "{{\"key\":{key_json},\"etag\":\"{}\",\"value\":",
-            etag(copied)
-        )?;
-        value
-            .copy_to(out)
-            .map_err(|e| output_error(e, "standard output"))?;
-        writeln!(out, "}}")?;
+        output::envelope(out, key.as_str(), &etag(copied), |out| {
+            value
+                .copy_to(out)
+                .map_err(|e| output_error(e, "standard output"))
+        })?;
     } else {
         document::copy(&mut reader, out).map_err(|e| output_error(e, "standard output"))?;
     }

@@ -134,6 +134,14 @@ pub struct Entry {
     pub details: Option<Details>,
 }
 
+/// A key in a listing whose details could not be read (a document that is
+/// a symbolic link, say): the listing names it and goes on.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub key: Key,
+    pub error: anyhow::Error,
+}
+
 /// What `list -l` shows of a document, all from one read of it.
 #[derive(Debug, Clone)]
 pub struct Details {
@@ -160,6 +168,18 @@ pub trait Store {
     /// The keys that start with `prefix`, sorted; with `details`, each
     /// entry's ETag, size and modification time.
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>>;
+
+    /// `list`, except that a key whose details cannot be read is an `Err`
+    /// entry of its own instead of failing the whole listing, so that
+    /// `list -l` prints every other entry. The default is `list`: all or
+    /// nothing.
+    fn list_entries(
+        &self,
+        prefix: &str,
+        details: bool,
+    ) -> Result<Vec<std::result::Result<Entry, Unreadable>>> {
+        Ok(self.list(prefix, details)?.into_iter().map(Ok).collect())
+    }
 
     /// Why a key may be missing that the user can fix (the store itself is
     /// missing, say), for the exit-4 hint.
