@@ -323,7 +323,8 @@ fn invalid_json_from_the_editor_is_kept_with_the_command_to_apply_it() {
     let kept = kept_path(&stderr);
     assert_eq!(fs::read(&kept).unwrap(), b"{\"half\": \n");
     assert!(stderr.contains(&format!(
-        "etagstore set k -f {} --etag {etag}",
+        "etagstore --store {} set k -f {} --etag {etag}",
+        env.store().display(),
         kept.display()
     )));
     assert_eq!(env.file("k").unwrap(), b"{}");

@@ -441,3 +441,154 @@ fn export_prints_every_good_document_and_names_each_bad_key_then_exits_1() {
     assert!(stderr.contains("line 1, column 2"), "{stderr}");
     assert!(stderr.contains("get -o"), "{stderr}");
 }
+
+#[test]
+fn get_o_dash_writes_the_document_to_stdout_as_curl_does() {
+    let env = TestStore::new();
+    env.put("k", "{\"a\": 1}\n");
+    env.cmd()
+        .args(["get", "k", "-o", "-"])
+        .assert()
+        .success()
+        .stdout("{\"a\": 1}\n")
+        .stderr("");
+    assert!(!env.root().join("-").exists());
+}
+
+/// The `--help` text of a subcommand.
+fn help(env: &TestStore, sub: &str) -> String {
+    let out = env.cmd().args([sub, "--help"]).output().unwrap();
+    assert!(out.status.success(), "{sub}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const SUBCOMMANDS: [&str; 12] = [
+    "get",
+    "etag",
+    "set",
+    "set-unsafe",
+    "edit",
+    "delete",
+    "list",
+    "watch",
+    "export",
+    "import",
+    "completions",
+    "man",
+];
+
+#[test]
+fn lock_timeout_is_shown_only_on_the_commands_that_take_the_lock() {
+    let env = TestStore::new();
+    let locking = ["set", "set-unsafe", "edit", "delete", "import"];
+    for sub in SUBCOMMANDS {
+        assert_eq!(
+            help(&env, sub).contains("--lock-timeout"),
+            locking.contains(&sub),
+            "{sub} --help"
+        );
+    }
+    // Before the subcommand, as before; after it, on any command.
+    env.cmd()
+        .args(["--lock-timeout", "1", "set", "k", "1", "--etag", ""])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(b"1")));
+    env.cmd()
+        .args(["set-unsafe", "k", "2", "--lock-timeout", "0"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["get", "k", "--lock-timeout", "1"])
+        .assert()
+        .success()
+        .stdout("2");
+    // The value after the subcommand is the one that counts, and is checked.
+    env.cmd()
+        .args([
+            "--lock-timeout",
+            "1",
+            "delete",
+            "k",
+            "--etag",
+            "*",
+            "--lock-timeout",
+            "-1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(one_error_line().and(predicate::str::contains("must be ≥ 0")));
+}
+
+#[test]
+fn every_subcommand_help_has_examples_to_paste_and_its_exit_codes() {
+    let env = TestStore::new();
+    for sub in SUBCOMMANDS {
+        let text = help(&env, sub);
+        let examples = text
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub} --help has no examples:\n{text}"));
+        assert!(
+            examples
+                .lines()
+                .any(|line| line.trim_start().contains(&format!("etagstore {sub}"))),
+            "{sub}: {examples}"
+        );
+        // The rule of item 5: an ETag is never read apart from its document
+        // and then written with.
+        assert!(!text.contains("$(etagstore etag"), "{sub}: {text}");
+    }
+    let get = help(&env, "get");
+    assert!(get.contains("\n  4  "), "{get}");
+    let import = help(&env, "import");
+    assert!(
+        import.contains("\n  3  ") && import.contains("skipped"),
+        "{import}"
+    );
+    let top = env.cmd().arg("--help").output().unwrap();
+    let top = String::from_utf8(top.stdout).unwrap();
+    assert!(top.contains("import"), "{top}");
+}
+
+#[test]
+fn edit_of_a_missing_key_suggests_default_with_the_store() {
+    let env = TestStore::new();
+    env.put("other", "1");
+    env.cmd()
+        .args(["edit", "k", "--jq", ".n = 1"])
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr(one_error_line().and(predicate::str::contains(format!(
+            "etagstore --store {} edit k --default",
+            env.store().display()
+        ))));
+    env.cmd()
+        .args(["get", "k"])
+        .assert()
+        .code(4)
+        .stderr(one_error_line().and(predicate::str::contains(format!(
+            "create it with: etagstore --store {} set k VALUE --etag ''",
+            env.store().display()
+        ))));
+    assert!(env.file("k").is_none());
+}
+
+#[test]
+fn import_errors_give_the_line_and_column_in_one_style() {
+    let env = TestStore::new();
+    env.cmd()
+        .arg("import")
+        .write_stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
+        .assert()
+        .code(6)
+        .stdout("")
+        .stderr(
+            predicate::str::contains(
+                "imported 1, skipped 0\nerror: invalid document: line 2, column 23: ",
+            )
+            .and(predicate::str::contains("at line").not()),
+        );
+    assert!(env.file("b").is_none());
+}
