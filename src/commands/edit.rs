@@ -16,9 +16,9 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::backoff::Backoff;
 use crate::cli::EditArgs;
-use crate::commands::get::not_found;
+use crate::commands::get::not_found_or;
 use crate::document;
-use crate::error::Error;
+use crate::error::{suggest, Error};
 use crate::jq;
 use crate::key::Key;
 use crate::store::{Precondition, Store};
@@ -166,7 +166,12 @@ fn read(
                 etag: String::new(),
                 exists: false,
             }),
-            None => Err(not_found(key, store)),
+            None => Err(not_found_or(key, store, || {
+                format!(
+                    "to create it, edit from a default: {}",
+                    suggest(["edit", key.as_str(), "--default", "JSON"])
+                )
+            })),
         },
     }
 }
@@ -506,10 +511,8 @@ fn edit_in_editor(
 fn kept(error: anyhow::Error, key: &Key, path: &Path, etag: &str) -> anyhow::Error {
     let path = path.display().to_string();
     let hint = format!(
-        "your edit is kept in {path}; apply it with: etagstore set {} -f {} --etag {}",
-        shell_words::quote(key.as_str()),
-        shell_words::quote(&path),
-        shell_words::quote(etag),
+        "your edit is kept in {path}; apply it with: {}",
+        suggest(["set", key.as_str(), "-f", &path, "--etag", etag])
     );
     match error.downcast::<Error>() {
         Ok(typed) => Error::Hinted {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::GetArgs;
 use crate::document::{self, CopyError, Spool};
-use crate::error::Error;
+use crate::error::{suggest, Error};
 use crate::key::Key;
 use crate::output;
 use crate::progress::Meter;
@@ -28,7 +28,12 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     };
     let etag = |copied: document::Copied| if exists { copied.etag } else { String::new() };
 
-    if let Some(path) = &args.output {
+    // `-o -` is standard output, as in curl: the document, and no ETag.
+    let output = args
+        .output
+        .as_deref()
+        .filter(|path| *path != Path::new("-"));
+    if let Some(path) = output {
         if exists {
             refuse_own_file(store, &key, path)?;
         }
@@ -162,12 +167,22 @@ impl Drop for Temp {
 
 /// Exit 4, with the next step: where the store is missing, or how to create the key.
 pub fn not_found(key: &Key, store: &dyn Store) -> anyhow::Error {
-    let hint = store.missing_hint().unwrap_or_else(|| {
+    not_found_or(key, store, || {
         format!(
-            "create it with: etagstore set {} VALUE --etag ''",
-            shell_words::quote(key.as_str())
+            "create it with: {}",
+            suggest(["set", key.as_str(), "VALUE", "--etag", ""])
         )
-    });
+    })
+}
+
+/// Exit 4 with `create` as the way to create the key, unless the store
+/// itself is what is missing.
+pub fn not_found_or(
+    key: &Key,
+    store: &dyn Store,
+    create: impl FnOnce() -> String,
+) -> anyhow::Error {
+    let hint = store.missing_hint().unwrap_or_else(create);
     Error::Hinted {
         error: Box::new(Error::NotFound {
             key: key.as_str().to_string(),

@@ -121,9 +121,11 @@ fn etag_fix(value: &str) -> String {
     } else if value.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("an ETag is 32 hex digits; got {}", value.len())
     } else {
-        "an ETag is 32 hex digits ('' = must not exist, '*' = must exist); \
-         print one with: etagstore etag KEY"
-            .to_string()
+        format!(
+            "an ETag is 32 hex digits ('' = must not exist, '*' = must exist); \
+             read one with its document: {}",
+            crate::error::suggest(["get", "KEY", "-o", "FILE"])
+        )
     }
 }
 
@@ -261,7 +263,7 @@ mod tests {
             (format!("W/\"{etag}\""), "without W/"),
             ("01234567".to_string(), "32 hex digits; got 8"),
             (format!("{etag} "), "no spaces"),
-            ("nonsense".to_string(), "etagstore etag KEY"),
+            ("nonsense".to_string(), "etagstore get KEY -o FILE"),
         ];
         for (flag, fix) in cases {
             let error = Precondition::parse(&flag).unwrap_err();
