@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  any other failure (I/O, permissions, an edit command that failed)
+  1  any other failure (I/O, permissions, an edit command that failed);
+     also: export or list -l left out documents it could not read (each is
+     named on stderr; the rest were printed)
   2  usage error: bad flags, invalid key, a malformed --etag, a jq filter
-     that does not compile
+     that does not compile, edit KEY with no terminal for the editor
   3  precondition failed: the ETag did not match (re-read, re-apply, retry);
-     also: edit ran out of retries
+     also: edit ran out of retries; import skipped keys that exist
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
@@ -34,7 +36,10 @@ Examples:
   etagstore set greeting '{\"text\":\"hello\"}' --etag ''    # create only
   etag=$(etagstore get greeting -o doc.json)               # read once: document and its ETag
   etagstore set greeting -f new.json --etag \"$etag\"        # exit 3 if someone wrote meanwhile
-  etagstore list -l";
+  etagstore list -l
+
+--lock-timeout SECONDS (default 10) is an option of the commands that take a
+key's lock: set, set-unsafe, edit, delete, import.";
 
 /// The store when neither --store nor ETAGSTORE_DIR names one.
 pub const DEFAULT_STORE: &str = "_filestore";
@@ -55,47 +60,108 @@ pub struct Cli {
     )]
     pub store: PathBuf,
 
-    /// Seconds a writer waits for another writer of the same key before exit 5
+    /// --lock-timeout before the subcommand, as earlier versions took it
+    /// (it is shown on the commands that take a lock: see `Cli::lock_timeout`)
     #[arg(
-        long,
-        global = true,
+        long = "lock-timeout",
         value_name = "SECONDS",
-        default_value = "10",
         value_parser = parse_seconds,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        hide = true
     )]
-    pub lock_timeout: f64,
+    pub lock_timeout_before: Option<f64>,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Seconds a writer waits for another writer of the same key, unless told.
+pub const DEFAULT_LOCK_TIMEOUT: f64 = 10.0;
+
+impl Cli {
+    /// The --lock-timeout in force: the one after the subcommand, else the
+    /// one before it, else 10 s.
+    pub fn lock_timeout(&self) -> f64 {
+        let after = match &self.command {
+            Command::Set(args) => args.input.lock.lock_timeout,
+            Command::SetUnsafe(args) => args.lock.lock_timeout,
+            Command::Edit(args) => args.lock.lock_timeout,
+            Command::Delete(args) => args.lock.lock_timeout,
+            Command::Import(args) => args.lock.lock_timeout,
+            Command::Get(args) => args.no_lock.lock_timeout,
+            Command::Etag(args) => args.no_lock.lock_timeout,
+            Command::List(args) => args.no_lock.lock_timeout,
+            Command::Watch(args) => args.no_lock.lock_timeout,
+            Command::Export(args) => args.no_lock.lock_timeout,
+            Command::Completions(_) | Command::Man(_) => None,
+        };
+        after
+            .or(self.lock_timeout_before)
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT)
+    }
+}
+
+/// --lock-timeout on a command that takes a key's lock.
+#[derive(Debug, Args)]
+pub struct LockArg {
+    /// Seconds to wait for another writer of the same key before exit 5 [default: 10]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true
+    )]
+    pub lock_timeout: Option<f64>,
+}
+
+/// --lock-timeout on a command that takes no lock: accepted, as it was when
+/// the flag was global, and not shown.
+#[derive(Debug, Args)]
+pub struct NoLockArg {
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true,
+        hide = true
+    )]
+    pub lock_timeout: Option<f64>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a document byte for byte as stored
+    #[command(after_help = GET_AFTER_HELP)]
     Get(GetArgs),
     /// Print a document's current ETag (the MD5 of its bytes)
+    #[command(after_help = ETAG_AFTER_HELP)]
     Etag(KeyArg),
     /// Write a document if its ETag is still E (compare-and-swap); prints the new ETag
     #[command(after_help = SET_AFTER_HELP)]
     Set(SetArgs),
     /// Write a document unconditionally (last writer wins; still atomic); prints the new ETag
+    #[command(after_help = SET_UNSAFE_AFTER_HELP)]
     SetUnsafe(InputArgs),
     /// Read, change and write back a document, retrying on conflict; prints the new ETag
     #[command(after_help = EDIT_AFTER_HELP)]
     Edit(EditArgs),
     /// Delete a document if its ETag is still E
+    #[command(after_help = DELETE_AFTER_HELP)]
     Delete(DeleteArgs),
     /// List keys, sorted, one a line
+    #[command(after_help = LIST_AFTER_HELP)]
     List(ListArgs),
     /// Wait until a document's ETag changes; prints the new ETag
     #[command(after_help = WATCH_AFTER_HELP)]
     Watch(WatchArgs),
     /// Print every document as JSON Lines, sorted by key (a backup)
+    #[command(after_help = EXPORT_AFTER_HELP)]
     Export(ExportArgs),
     /// Write documents from `export` output, create-only unless --overwrite
+    #[command(after_help = IMPORT_AFTER_HELP)]
     Import(ImportArgs),
     /// Print a completion script for a shell
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
     Completions(CompletionsArgs),
     /// Print the man page (roff) of the tool or of one subcommand, or write them all
     #[command(after_help = MAN_AFTER_HELP)]
@@ -121,14 +187,118 @@ pub struct ManArgs {
 }
 
 const WATCH_AFTER_HELP: &str = "\
-Exit 0 with the new ETag (\"\" after a delete) when the key's ETag differs from E;
-exit 7 when --timeout passes first.
+Exit codes:
+  0  the key's ETag differs from E: the new ETag is printed (\"\" after a delete)
+  7  --timeout passed first
 
 Examples:
   etagstore watch config                        # until the next change
   etagstore watch config --etag '' --timeout 30 # until the key exists
-  etag=$(etagstore etag config)
-  while etag=$(etagstore watch config --etag \"$etag\"); do reload-service; done";
+  etag=$(etagstore get config -o config.json)   # the config and its ETag, one read
+  while etagstore watch config --etag \"$etag\" >/dev/null; do
+    etag=$(etagstore get config -o config.json) && reload-service
+  done";
+
+const GET_AFTER_HELP: &str = "\
+-o FILE writes the document to FILE (replaced whole, never half written) and
+prints its ETag: the document and its ETag from one read. -o - writes the
+document to standard output and prints no ETag, as curl does; --json prints
+both on one line.
+
+Exit codes:
+  0  printed
+  4  key not found (--default JSON reads a missing key as JSON, ETag '')
+  1  any other failure (etagstore --help lists every code)
+
+Examples:
+  etagstore get config                          # the document, byte for byte
+  etag=$(etagstore get config -o config.json)   # the document and its ETag, one read
+  etagstore get config --json                   # {\"key\":…,\"etag\":…,\"value\":…}
+  etagstore get counter --default '{\"n\":0}'     # a missing key reads as the default";
+
+const ETAG_AFTER_HELP: &str = "\
+The ETag is the MD5 of the document's bytes: md5sum agrees. For a write based
+on what you read, take the ETag from the same read as the document
+(get -o FILE, get --json), not from a second command.
+
+Exit codes:
+  0  printed
+  4  key not found
+
+Examples:
+  etagstore etag config                         # 32 hex digits
+  etagstore get config | md5sum                 # the same digits";
+
+const SET_UNSAFE_AFTER_HELP: &str = "\
+Last writer wins: for seeding and restoring. To change what is there, use
+set --etag or edit, which never lose another writer's update.
+
+Exit codes:
+  0  written; the new ETag is printed
+  5  lock timeout: another writer held the key past --lock-timeout
+  6  invalid document
+
+Examples:
+  etagstore set-unsafe config -f config.json
+  echo '{\"retries\":3}' | etagstore set-unsafe config";
+
+const DELETE_AFTER_HELP: &str = "\
+Exit codes:
+  0  deleted (with --etag '', the key does not exist: nothing to do)
+  3  the ETag did not match: someone changed the document since you read it
+  5  lock timeout
+
+Examples:
+  etag=$(etagstore get old -o old.json)         # keep a copy, and its ETag
+  etagstore delete old --etag \"$etag\"           # only the version you kept
+  etagstore delete old --etag '*'               # whatever version it is";
+
+const LIST_AFTER_HELP: &str = "\
+Exit codes:
+  0  listed (nothing if no key matches)
+  1  -l or --json could not read some documents: each is named on stderr
+     (error: skipped key \"K\": …), the others are listed
+
+Examples:
+  etagstore list users/                         # the keys that start with users/
+  etagstore list -l
+  etagstore list -z | xargs -0 -n1 etagstore get
+  etagstore list --json | jq -r 'select(.size > 1000000) | .key'";
+
+const EXPORT_AFTER_HELP: &str = "\
+Each line is {\"key\":…,\"etag\":…,\"value\":…}; a document that is not one
+compact line also gets \"text\", its exact bytes, so that import restores it
+byte for byte, with the same ETag.
+
+Exit codes:
+  0  every document exported
+  1  some documents could not be read (not JSON, a symbolic link, too long
+     for one import line): each is named on stderr, the others are exported
+
+Examples:
+  etagstore export > backup.jsonl
+  etagstore export users/ | gzip > users.jsonl.gz";
+
+const IMPORT_AFTER_HELP: &str = "\
+Exit codes:
+  0  every line imported
+  3  keys that exist were skipped (named at the end; every other line was
+     imported): import again with --overwrite to replace them
+  5  lock timeout
+  6  a malformed line, named by line and column; the lines before it were
+     imported, none after it
+
+Examples:
+  etagstore import -f backup.jsonl
+  etagstore export | etagstore --store ../copy import
+  etagstore import --overwrite < backup.jsonl";
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+Examples:
+  mkdir -p ~/.local/share/bash-completion/completions
+  etagstore completions bash > ~/.local/share/bash-completion/completions/etagstore
+  mkdir -p ~/.config/fish/completions
+  etagstore completions fish > ~/.config/fish/completions/etagstore.fish";
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -151,12 +321,18 @@ pub struct WatchArgs {
     /// Print the `get --json` envelope of the new document instead of its ETag
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub no_lock: NoLockArg,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only keys that start with PREFIX
     pub prefix: Option<String>,
+
+    #[command(flatten)]
+    pub no_lock: NoLockArg,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +344,9 @@ pub struct ImportArgs {
     /// Replace keys that exist (last writer wins) instead of skipping them
     #[arg(long)]
     pub overwrite: bool,
+
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +362,13 @@ const SET_AFTER_HELP: &str = "\
   ''      the key must not exist (create only)
   '*'     the key must exist, any version
 
+Exit codes:
+  0  written; the new ETag is printed
+  2  a malformed --etag (quotes, W/, too few digits)
+  3  the ETag did not match: re-read (get -o), re-apply, retry; for a
+     missing key, create it with --etag ''
+  5  lock timeout   6  invalid document
+
 Examples:
   etagstore set config '{\"retries\":3}' --etag ''
   etag=$(etagstore get config -o doc.json)   # the document and its ETag, in one read
@@ -190,7 +376,8 @@ Examples:
 
 const EDIT_AFTER_HELP: &str = "\
 Three ways to change the document:
-  edit KEY                 opens $VISUAL, else $EDITOR, else vi, on a copy
+  edit KEY                 opens $VISUAL, else $EDITOR, else vi, on a 0600
+                           copy, on the terminal (/dev/tty; none: exit 2)
   edit KEY -- CMD ARGS...  runs CMD (no shell): document on stdin, new document on stdout
   edit KEY --jq FILTER     runs a jq filter inside etagstore (no jq needed)
 
@@ -204,6 +391,14 @@ SIGHUP while CMD runs, it passes the signal on, kills what is left 2 s
 later, writes nothing and dies of the same signal (exit 128+N in a shell).
 With --timeout, a CMD still running after SECONDS is stopped the same way
 and edit exits 1, having written nothing.
+
+Exit codes:
+  0  written, or nothing to change; the ETag is printed
+  2  usage, or no terminal for the editor (use -- CMD or --jq)
+  3  conflict: the editor's text is kept (the error says where); CMD and
+     --jq ran out of --retries
+  4  key not found (--default JSON creates it)
+  6  the new document is not JSON
 
 Examples:
   etagstore edit config
@@ -240,6 +435,9 @@ pub struct EditArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]
     pub timeout: Option<f64>,
 
+    #[command(flatten)]
+    pub lock: LockArg,
+
     /// A command that reads the document on stdin and writes the new one to stdout
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -249,6 +447,9 @@ pub struct EditArgs {
 pub struct KeyArg {
     /// The document's key (1 to 200 bytes of UTF-8, no control characters)
     pub key: String,
+
+    #[command(flatten)]
+    pub no_lock: NoLockArg,
 }
 
 #[derive(Debug, Args)]
@@ -256,7 +457,7 @@ pub struct GetArgs {
     /// The document's key
     pub key: String,
 
-    /// Write the document to FILE and print its ETag instead
+    /// Write the document to FILE and print its ETag instead ('-': standard output, no ETag)
     #[arg(short, long, value_name = "FILE", conflicts_with = "json")]
     pub output: Option<PathBuf>,
 
@@ -267,6 +468,9 @@ pub struct GetArgs {
     /// Read a missing key as this document, with ETag "" (empty)
     #[arg(long, value_name = "JSON")]
     pub default: Option<String>,
+
+    #[command(flatten)]
+    pub no_lock: NoLockArg,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +487,9 @@ pub struct InputArgs {
     /// Read the document from FILE
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +510,9 @@ pub struct DeleteArgs {
     /// Delete only if the current ETag is E ('' = must not exist, '*' = must exist)
     #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
     pub etag: String,
+
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +531,9 @@ pub struct ListArgs {
     /// End each entry with NUL instead of a newline, for xargs -0
     #[arg(short = 'z', long = "null", conflicts_with = "json")]
     pub null: bool,
+
+    #[command(flatten)]
+    pub no_lock: NoLockArg,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {

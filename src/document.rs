@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -301,8 +302,22 @@ pub fn private_temp_file(dir: &std::path::Path, unnamed: bool) -> io::Result<Fil
             Err(e) => return Err(e),
         }
     }
-    loop {
-        let path = dir.join(format!(".etagstore-spool-{}", random_hex()));
+    let (path, file) = create_unique(|| dir.join(format!(".etagstore-spool-{}", random_hex())))?;
+    // Unlinked at once: the space is freed whenever the process ends.
+    fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// Creates a new file (mode 0600, `O_EXCL|O_NOFOLLOW`) at the first path
+/// from `name` that nothing holds yet: a name that exists, even as a
+/// planted link, is passed over for the next one, never opened.
+pub fn create_unique(mut name: impl FnMut() -> PathBuf) -> io::Result<(PathBuf, File)> {
+    // Random names collide by accident about never; this many in a row
+    // means something else is wrong (a directory that reports EEXIST).
+    const ATTEMPTS: u32 = 100;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let path = name();
         match OpenOptions::new()
             .read(true)
             .write(true)
@@ -311,15 +326,12 @@ pub fn private_temp_file(dir: &std::path::Path, unnamed: bool) -> io::Result<Fil
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
         {
-            Ok(file) => {
-                // Unlinked at once: the space is freed whenever the process ends.
-                fs::remove_file(&path)?;
-                return Ok(file);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
         }
     }
+    Err(last.unwrap_or_else(|| io::Error::other("no unique name")))
 }
 
 /// 16 hex digits no other process can predict (std's per-process random
@@ -1052,6 +1064,29 @@ mod tests {
             assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
         }
         assert_ne!(random_hex(), random_hex());
+    }
+
+    #[test]
+    fn unique_files_pass_over_names_that_exist_and_links_and_are_0600() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let taken = dir.path().join("a");
+        let link = dir.path().join("b");
+        let target = dir.path().join("target");
+        fs::write(&taken, "someone else's").unwrap();
+        fs::write(&target, "not mine").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut names = ["a", "b", "c"].into_iter().map(|n| dir.path().join(n));
+        let (path, mut file) = create_unique(|| names.next().unwrap()).unwrap();
+        assert_eq!(path, dir.path().join("c"));
+        file.write_all(b"mine").unwrap();
+        assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o600);
+        assert_eq!(fs::read(&taken).unwrap(), b"someone else's");
+        assert_eq!(fs::read(&target).unwrap(), b"not mine");
+        // A directory where every name is taken is an error, not a hang.
+        let always = dir.path().join("a");
+        let error = create_unique(|| always.clone()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

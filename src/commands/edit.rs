@@ -4,7 +4,7 @@
 //! The key's lock is never held while the editor or CMD runs: the write is a
 //! compare-and-swap on the ETag that was read, like `set --etag`.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,9 +16,9 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::backoff::Backoff;
 use crate::cli::EditArgs;
-use crate::commands::get::not_found;
+use crate::commands::get::not_found_or;
 use crate::document;
-use crate::error::Error;
+use crate::error::{suggest, Error};
 use crate::jq;
 use crate::key::Key;
 use crate::store::{Precondition, Store};
@@ -55,8 +55,10 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     };
 
     if let Change::Editor = change {
+        // Before anything is read: with no terminal, nothing happens at all.
+        let terminal = open_terminal()?;
         let current = read(store, &key, args.default.as_deref(), None)?;
-        let etag = edit_in_editor(store, &key, &current)?;
+        let etag = edit_in_editor(store, &key, &current, &terminal)?;
         writeln!(out, "{etag}")?;
         return Ok(());
     }
@@ -164,7 +166,12 @@ fn read(
                 etag: String::new(),
                 exists: false,
             }),
-            None => Err(not_found(key, store)),
+            None => Err(not_found_or(key, store, || {
+                format!(
+                    "to create it, edit from a default: {}",
+                    suggest(["edit", key.as_str(), "--default", "JSON"])
+                )
+            })),
         },
     }
 }
@@ -459,9 +466,14 @@ mod signals {
 
 /// Opens the editor on a copy of the document and writes the result back.
 /// Whatever the person wrote is kept in the copy unless it is written.
-fn edit_in_editor(store: &dyn Store, key: &Key, current: &Current) -> Result<String> {
+fn edit_in_editor(
+    store: &dyn Store,
+    key: &Key,
+    current: &Current,
+    terminal: &File,
+) -> Result<String> {
     let path = edit_file(key, &current.bytes)?;
-    let editor = run_editor(&path);
+    let editor = run_editor(&path, terminal);
     let edited = editor.and_then(|()| {
         fs::read(&path).with_context(|| format!("cannot read '{}'", path.display()))
     });
@@ -499,10 +511,8 @@ fn edit_in_editor(store: &dyn Store, key: &Key, current: &Current) -> Result<Str
 fn kept(error: anyhow::Error, key: &Key, path: &Path, etag: &str) -> anyhow::Error {
     let path = path.display().to_string();
     let hint = format!(
-        "your edit is kept in {path}; apply it with: etagstore set {} -f {} --etag {}",
-        shell_words::quote(key.as_str()),
-        shell_words::quote(&path),
-        shell_words::quote(etag),
+        "your edit is kept in {path}; apply it with: {}",
+        suggest(["set", key.as_str(), "-f", &path, "--etag", etag])
     );
     match error.downcast::<Error>() {
         Ok(typed) => Error::Hinted {
@@ -515,32 +525,48 @@ fn kept(error: anyhow::Error, key: &Key, path: &Path, etag: &str) -> anyhow::Err
 }
 
 /// A copy of the document in the temporary directory, named after the key
-/// and ending in `.json` so editors highlight it.
+/// and ending in `.json` so editors highlight it; mode 0600 from the start,
+/// as the document may be a secret and the directory is shared.
 fn edit_file(key: &Key, bytes: &[u8]) -> Result<PathBuf> {
     let stem: String = key.encoded().chars().take(100).collect();
     let dir = std::env::temp_dir();
-    for attempt in 0u32.. {
-        let path = dir.join(format!(
-            "etagstore-edit-{stem}-{}-{attempt}.json",
-            std::process::id()
-        ));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                file.write_all(bytes)
-                    .with_context(|| format!("cannot write '{}'", path.display()))?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot create '{}'", path.display())),
-        }
+    let (path, mut file) = document::create_unique(|| {
+        dir.join(format!(
+            "etagstore-edit-{stem}-{}.json",
+            document::random_hex()
+        ))
+    })
+    .with_context(|| format!("cannot create a copy to edit in '{}'", dir.display()))?;
+    if let Err(e) = file.write_all(bytes) {
+        let _ = fs::remove_file(&path);
+        return Err(e).with_context(|| format!("cannot write '{}'", path.display()));
     }
-    unreachable!("the attempt counter is unbounded")
+    Ok(path)
 }
 
-/// Runs `$VISUAL`, else `$EDITOR`, else `vi` on `path`. The variable may
-/// hold arguments (`code --wait`); it is split like a shell would, but no
-/// shell ever sees the path.
-fn run_editor(path: &Path) -> Result<()> {
+/// The controlling terminal, which the editor gets as its stdin, stdout and
+/// stderr whatever etagstore's are (as git and vipe do): a pipe on stdin is
+/// never typed into the editor, and stdout carries only the ETag. Without
+/// one (cron, CI, `ssh host cmd`), exit 2: an editor needs a person.
+fn open_terminal() -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            Error::Usage(
+                "no terminal for an editor; use `edit KEY -- CMD` or `--jq` \
+                 (see 'etagstore edit --help')"
+                    .into(),
+            )
+            .into()
+        })
+}
+
+/// Runs `$VISUAL`, else `$EDITOR`, else `vi` on `path`, on the terminal.
+/// The variable may hold arguments (`code --wait`); it is split like a
+/// shell would, but no shell ever sees the path.
+fn run_editor(path: &Path, terminal: &File) -> Result<()> {
     let editor = ["VISUAL", "EDITOR"]
         .iter()
         .filter_map(|name| std::env::var(name).ok())
@@ -551,9 +577,17 @@ fn run_editor(path: &Path) -> Result<()> {
     let (program, args) = words
         .split_first()
         .ok_or_else(|| anyhow!("the editor command {editor:?} is empty"))?;
+    let stdio = || -> Result<Stdio> {
+        Ok(Stdio::from(
+            terminal.try_clone().context("cannot use the terminal")?,
+        ))
+    };
     let status = Command::new(program)
         .args(args)
         .arg(path)
+        .stdin(stdio()?)
+        .stdout(stdio()?)
+        .stderr(stdio()?)
         .status()
         .with_context(|| format!("cannot run the editor '{program}'; nothing written"))?;
     if !status.success() {

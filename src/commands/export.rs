@@ -4,15 +4,17 @@
 //! `"text"`: its exact bytes as a JSON string, so that `import` restores it
 //! byte for byte and its ETag stays the same.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use crate::cli::ExportArgs;
 use crate::commands::get::output_error;
 use crate::commands::import;
 use crate::document::{self, Minifier, Spool};
-use crate::error::Error;
+use crate::error::{escape_controls, Error};
+use crate::key::Key;
+use crate::output;
 use crate::progress::Meter;
 use crate::store::Store;
 
@@ -20,67 +22,132 @@ pub fn run(args: &ExportArgs, store: &dyn Store, out: &mut dyn Write) -> Result<
     let prefix = args.prefix.as_deref().unwrap_or("");
     let mut meter = Meter::new("export", None);
     let max_line = import::max_line();
-    for entry in store.list(prefix, false)? {
+    let entries = store.list(prefix, false)?;
+    // One write for many lines, not one a line (or several for one line).
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    let mut skipped = 0usize;
+    for entry in &entries {
         let key = &entry.key;
-        // Deleted since the listing: not part of the export.
-        let Some(mut reader) = store.open(key)? else {
-            continue;
-        };
-        let mut shaped = Shaped::default();
-        let copied = document::copy_validated(&mut meter.reader(&mut reader), &mut shaped)
-            .map_err(|e| output_error(e, "a temporary file"))?;
-        let key_json = serde_json::to_string(key.as_str())?;
-        let head = format!(
-            "{{\"key\":{key_json},\"etag\":\"{}\",\"value\":",
-            copied.etag
-        );
-        let compact = shaped.is_one_compact_line();
-        let line = head.len() as u64
-            + if compact {
-                copied.len
-            } else {
-                shaped.minified_len + ",\"text\":\"\"".len() as u64 + shaped.escaped_len
+        match read_one(store, key, &mut meter, max_line) {
+            Ok(Some(read)) => write_line(key, read, &mut out)?,
+            // Deleted since the listing: not part of the export.
+            Ok(None) => {}
+            // One bad document does not hide the rest, as with rsync and
+            // find: it is named now, and the export fails at its end.
+            Err(Skip(e)) => {
+                skipped += 1;
+                eprintln!(
+                    "error: skipped key {}: {}",
+                    escape_controls(&format!("{:?}", key.as_str())),
+                    escape_controls(&format!("{e:#}"))
+                );
             }
-            + "}\n".len() as u64;
-        if line > max_line {
-            return Err(Error::InvalidDocument(format!(
-                "key {key_json}: its export line would be {line} bytes, more than the \
-                 {max_line} bytes import reads in one line; copy it with get -o"
-            ))
-            .into());
         }
-        out.write_all(head.as_bytes())?;
-        // The spool is read once or twice, never held in memory whole.
-        let mut buf = Vec::with_capacity(document::CHUNK);
-        if compact {
-            shaped
-                .spool
-                .replay(|chunk| out.write_all(chunk))
-                .map_err(|e| output_error(e, "standard output"))?;
-        } else {
-            let mut minifier = Minifier::default();
-            shaped
-                .spool
-                .replay(|chunk| {
-                    buf.clear();
-                    buf.extend(chunk.iter().copied().filter(|&b| minifier.keep(b)));
-                    out.write_all(&buf)
-                })
-                .map_err(|e| output_error(e, "standard output"))?;
-            out.write_all(b",\"text\":\"")?;
-            shaped
-                .spool
-                .replay(|chunk| {
-                    buf.clear();
-                    document::escape_json_text(chunk, &mut buf);
-                    out.write_all(&buf)
-                })
-                .map_err(|e| output_error(e, "standard output"))?;
-            out.write_all(b"\"")?;
-        }
-        writeln!(out, "}}")?;
+    }
+    out.flush()?;
+    if skipped > 0 {
+        return Err(anyhow!(
+            "{skipped} of {} keys could not be read and were left out of the export \
+             (named above); the other {} were exported",
+            entries.len(),
+            entries.len() - skipped
+        ));
     }
     Ok(())
+}
+
+/// Why one document is left out; the export goes on without it.
+struct Skip(anyhow::Error);
+
+/// A document read, checked and spooled, ready to be written as one line.
+struct Read {
+    shaped: Shaped,
+    etag: String,
+    len: u64,
+}
+
+/// Reads and checks one document before any of its line is written, so a
+/// document that cannot be exported leaves no half line behind.
+fn read_one(
+    store: &dyn Store,
+    key: &Key,
+    meter: &mut Meter,
+    max_line: u64,
+) -> std::result::Result<Option<Read>, Skip> {
+    let Some(mut reader) = store.open(key).map_err(Skip)? else {
+        return Ok(None);
+    };
+    let mut shaped = Shaped::default();
+    let copied = document::copy_validated(&mut meter.reader(&mut reader), &mut shaped)
+        .map_err(|e| Skip(output_error(e, "a temporary file")))?;
+    let read = Read {
+        shaped,
+        etag: copied.etag,
+        len: copied.len,
+    };
+    let line = read.line_len(key);
+    if line > max_line {
+        return Err(Skip(
+            Error::InvalidDocument(format!(
+                "its export line would be {line} bytes, more than the {max_line} bytes \
+                 import reads in one line; copy it with get -o"
+            ))
+            .into(),
+        ));
+    }
+    Ok(Some(read))
+}
+
+impl Read {
+    /// The length of the document's export line, newline included.
+    fn line_len(&self, key: &Key) -> u64 {
+        let envelope = output::envelope_len(key.as_str(), &self.etag);
+        envelope
+            + if self.shaped.is_one_compact_line() {
+                self.len
+            } else {
+                self.shaped.minified_len + ",\"text\":\"\"".len() as u64 + self.shaped.escaped_len
+            }
+    }
+}
+
+/// Writes one export line: the envelope around the compact value and, for
+/// a document that is not one compact line, its exact bytes as `"text"`.
+fn write_line(key: &Key, read: Read, out: &mut dyn Write) -> Result<()> {
+    let Read {
+        mut shaped, etag, ..
+    } = read;
+    let compact = shaped.is_one_compact_line();
+    // The spool is read once or twice, never held in memory whole.
+    let mut buf = Vec::with_capacity(document::CHUNK);
+    output::envelope(out, key.as_str(), &etag, |out| {
+        if compact {
+            return shaped
+                .spool
+                .replay(|chunk| out.write_all(chunk))
+                .map_err(|e| output_error(e, "standard output"));
+        }
+        let mut minifier = Minifier::default();
+        shaped
+            .spool
+            .replay(|chunk| {
+                buf.clear();
+                buf.extend(chunk.iter().copied().filter(|&b| minifier.keep(b)));
+                out.write_all(&buf)
+            })
+            .map_err(|e| output_error(e, "standard output"))?;
+        out.write_all(b",\"text\":\"")?;
+        shaped
+            .spool
+            .replay(|chunk| {
+                buf.clear();
+                document::escape_json_text(chunk, &mut buf);
+                out.write_all(&buf)
+            })
+            .map_err(|e| output_error(e, "standard output"))?;
+        out.write_all(b"\"")?;
+        Ok(())
+    })
 }
 
 /// Spools a document while noting what its bytes look like and how long

@@ -1,16 +1,17 @@
 //! `get KEY [-o FILE | --json] [--default JSON]`: print a document.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::cli::GetArgs;
 use crate::document::{self, CopyError, Spool};
-use crate::error::Error;
+use crate::error::{suggest, Error};
 use crate::key::Key;
+use crate::output;
 use crate::progress::Meter;
 use crate::store::Store;
 
@@ -27,7 +28,12 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
     };
     let etag = |copied: document::Copied| if exists { copied.etag } else { String::new() };
 
-    if let Some(path) = &args.output {
+    // `-o -` is standard output, as in curl: the document, and no ETag.
+    let output = args
+        .output
+        .as_deref()
+        .filter(|path| *path != Path::new("-"));
+    if let Some(path) = output {
         if exists {
             refuse_own_file(store, &key, path)?;
         }
@@ -43,16 +49,11 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
         let mut value = Spool::new();
         let copied = document::copy_value(&mut reader, &mut value)
             .map_err(|e| output_error(e, "a temporary file"))?;
-        let key_json = serde_json::to_string(key.as_str())?;
-        write!(
-            out,
-            "{{\"key\":{key_json},\"etag\":\"{}\",\"value\":",
-            etag(copied)
-        )?;
-        value
-            .copy_to(out)
-            .map_err(|e| output_error(e, "standard output"))?;
-        writeln!(out, "}}")?;
+        output::envelope(out, key.as_str(), &etag(copied), |out| {
+            value
+                .copy_to(out)
+                .map_err(|e| output_error(e, "standard output"))
+        })?;
     } else {
         document::copy(&mut reader, out).map_err(|e| output_error(e, "standard output"))?;
     }
@@ -145,26 +146,14 @@ struct Temp {
 
 impl Temp {
     fn create(dir: &Path) -> std::io::Result<Temp> {
-        loop {
-            let path = dir.join(format!(".etagstore-get-{}.tmp", document::random_hex()));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(Temp {
-                        path,
-                        file: Some(file),
-                        renamed: false,
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let (path, file) = document::create_unique(|| {
+            dir.join(format!(".etagstore-get-{}.tmp", document::random_hex()))
+        })?;
+        Ok(Temp {
+            path,
+            file: Some(file),
+            renamed: false,
+        })
     }
 }
 
@@ -178,12 +167,22 @@ impl Drop for Temp {
 
 /// Exit 4, with the next step: where the store is missing, or how to create the key.
 pub fn not_found(key: &Key, store: &dyn Store) -> anyhow::Error {
-    let hint = store.missing_hint().unwrap_or_else(|| {
+    not_found_or(key, store, || {
         format!(
-            "create it with: etagstore set {} VALUE --etag ''",
-            shell_words::quote(key.as_str())
+            "create it with: {}",
+            suggest(["set", key.as_str(), "VALUE", "--etag", ""])
         )
-    });
+    })
+}
+
+/// Exit 4 with `create` as the way to create the key, unless the store
+/// itself is what is missing.
+pub fn not_found_or(
+    key: &Key,
+    store: &dyn Store,
+    create: impl FnOnce() -> String,
+) -> anyhow::Error {
+    let hint = store.missing_hint().unwrap_or_else(create);
     Error::Hinted {
         error: Box::new(Error::NotFound {
             key: key.as_str().to_string(),

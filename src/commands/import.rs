@@ -116,9 +116,17 @@ fn import_lines(
         if text.trim().is_empty() {
             continue;
         }
+        // serde_json counts lines and columns within the line; only the
+        // column is news, and it goes where the line number is.
         let line: Line = serde_json::from_str(text).map_err(|e| {
-            malformed(format!(
-                "not an export line ({{\"key\":…,\"value\":…}}): {e}"
+            let what = e.to_string();
+            let what = match what.rfind(" at line ") {
+                Some(at) => &what[..at],
+                None => &what,
+            };
+            Error::InvalidDocument(format!(
+                "line {number}, column {}: not an export line ({{\"key\":…,\"value\":…}}): {what}",
+                e.column()
             ))
         })?;
         let key = Key::new(&line.key).map_err(|e| malformed(e.to_string()))?;

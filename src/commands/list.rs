@@ -3,40 +3,50 @@
 use std::io::{BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 use crate::cli::ListArgs;
-use crate::store::{Details, Store};
+use crate::error::escape_controls;
+use crate::output;
+use crate::store::{Store, Unreadable};
 
 pub fn run(args: &ListArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
     let prefix = args.prefix.as_deref().unwrap_or("");
-    let entries = store.list(prefix, args.long || args.json)?;
+    let entries = store.list_entries(prefix, args.long || args.json)?;
     // One write for many lines, not one a line.
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     let end = if args.null { '\0' } else { '\n' };
-    for entry in entries {
-        let key = entry.key.as_str();
-        match entry.details {
-            Some(Details {
-                etag,
-                size,
-                modified,
-            }) => {
-                let modified = rfc3339(modified);
-                if args.json {
-                    let key = serde_json::to_string(key)?;
-                    writeln!(
-                        out,
-                        "{{\"key\":{key},\"etag\":\"{etag}\",\"size\":{size},\"modified\":\"{modified}\"}}"
-                    )?;
-                } else {
-                    write!(out, "{etag}\t{size}\t{modified}\t{key}{end}")?;
-                }
+    let mut skipped = 0usize;
+    for entry in &entries {
+        match entry {
+            Ok(entry) => {
+                let modified = entry.details.as_ref().map(|d| rfc3339(d.modified));
+                let details = entry
+                    .details
+                    .as_ref()
+                    .zip(modified.as_deref())
+                    .map(|(d, modified)| (d.etag.as_str(), d.size, modified));
+                output::list_entry(&mut out, entry.key.as_str(), details, args.json, end)?;
             }
-            None => write!(out, "{key}{end}")?,
+            // As ls does: name the entry, list the rest, fail at the end.
+            Err(Unreadable { key, error }) => {
+                skipped += 1;
+                eprintln!(
+                    "error: skipped key {}: {}",
+                    escape_controls(&format!("{:?}", key.as_str())),
+                    escape_controls(&format!("{error:#}"))
+                );
+            }
         }
     }
     out.flush()?;
+    if skipped > 0 {
+        return Err(anyhow!(
+            "{skipped} of {} keys could not be read and were left out of the listing \
+             (named above)",
+            entries.len()
+        ));
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use crate::commands::get::output_error;
 use crate::document::{self, Spool};
 use crate::error::Error;
 use crate::key::Key;
+use crate::output;
 use crate::store::{Precondition, Store};
 
 pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
@@ -38,19 +39,13 @@ pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<(
     loop {
         if seen.etag != baseline {
             if args.json {
-                let key_json = serde_json::to_string(key.as_str())?;
-                write!(
-                    out,
-                    "{{\"key\":{key_json},\"etag\":\"{}\",\"value\":",
-                    seen.etag
-                )?;
-                match seen.value {
+                // A deleted key's value is null.
+                output::envelope(out, key.as_str(), &seen.etag, |out| match seen.value {
                     Some(value) => value
                         .copy_to(out)
-                        .map_err(|e| output_error(e, "standard output"))?,
-                    None => write!(out, "null")?,
-                }
-                writeln!(out, "}}")?;
+                        .map_err(|e| output_error(e, "standard output")),
+                    None => Ok(out.write_all(b"null")?),
+                })?;
             } else {
                 writeln!(out, "{}", seen.etag)?;
             }

@@ -121,9 +121,11 @@ fn etag_fix(value: &str) -> String {
     } else if value.bytes().all(|b| b.is_ascii_hexdigit()) {
         format!("an ETag is 32 hex digits; got {}", value.len())
     } else {
-        "an ETag is 32 hex digits ('' = must not exist, '*' = must exist); \
-         print one with: etagstore etag KEY"
-            .to_string()
+        format!(
+            "an ETag is 32 hex digits ('' = must not exist, '*' = must exist); \
+             read one with its document: {}",
+            crate::error::suggest(["get", "KEY", "-o", "FILE"])
+        )
     }
 }
 
@@ -132,6 +134,14 @@ fn etag_fix(value: &str) -> String {
 pub struct Entry {
     pub key: Key,
     pub details: Option<Details>,
+}
+
+/// A key in a listing whose details could not be read (a document that is
+/// a symbolic link, say): the listing names it and goes on.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub key: Key,
+    pub error: anyhow::Error,
 }
 
 /// What `list -l` shows of a document, all from one read of it.
@@ -160,6 +170,18 @@ pub trait Store {
     /// The keys that start with `prefix`, sorted; with `details`, each
     /// entry's ETag, size and modification time.
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>>;
+
+    /// `list`, except that a key whose details cannot be read is an `Err`
+    /// entry of its own instead of failing the whole listing, so that
+    /// `list -l` prints every other entry. The default is `list`: all or
+    /// nothing.
+    fn list_entries(
+        &self,
+        prefix: &str,
+        details: bool,
+    ) -> Result<Vec<std::result::Result<Entry, Unreadable>>> {
+        Ok(self.list(prefix, details)?.into_iter().map(Ok).collect())
+    }
 
     /// Why a key may be missing that the user can fix (the store itself is
     /// missing, say), for the exit-4 hint.
@@ -241,7 +263,7 @@ mod tests {
             (format!("W/\"{etag}\""), "without W/"),
             ("01234567".to_string(), "32 hex digits; got 8"),
             (format!("{etag} "), "no spaces"),
-            ("nonsense".to_string(), "etagstore etag KEY"),
+            ("nonsense".to_string(), "etagstore get KEY -o FILE"),
         ];
         for (flag, fix) in cases {
             let error = Precondition::parse(&flag).unwrap_err();

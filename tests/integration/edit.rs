@@ -6,6 +6,14 @@ use std::process::Command as Process;
 use predicates::prelude::*;
 
 use crate::common::{md5_hex, TestStore};
+use crate::first_contact::with_terminal;
+
+/// `etagstore --store …` with a terminal of its own, as the editor needs.
+fn at_terminal(env: &TestStore) -> assert_cmd::Command {
+    let mut cmd = env.process();
+    with_terminal(&mut cmd);
+    assert_cmd::Command::from_std(cmd)
+}
 
 /// Writes an executable shell script into the test's directory.
 fn script(env: &TestStore, name: &str, body: &str) -> PathBuf {
@@ -250,7 +258,7 @@ fn editor_mode_opens_visual_or_editor_on_a_json_copy() {
             seen.display()
         ),
     );
-    env.cmd()
+    at_terminal(&env)
         .args(["edit", "k"])
         .env("EDITOR", format!("sh {}", editor.display()))
         .env_remove("VISUAL")
@@ -269,7 +277,7 @@ fn editor_mode_opens_visual_or_editor_on_a_json_copy() {
 
     // VISUAL wins over EDITOR.
     let visual = script(&env, "visual.sh", "echo '[\"visual\"]' > \"$1\"");
-    env.cmd()
+    at_terminal(&env)
         .args(["edit", "k"])
         .env("EDITOR", "false")
         .env("VISUAL", &visual)
@@ -284,7 +292,7 @@ fn an_editor_that_fails_writes_nothing() {
     let env = TestStore::new();
     env.put("k", "{}");
     let editor = script(&env, "editor.sh", "echo '[1]' > \"$1\"; exit 3");
-    env.cmd()
+    at_terminal(&env)
         .args(["edit", "k"])
         .env("EDITOR", &editor)
         .env_remove("VISUAL")
@@ -300,8 +308,7 @@ fn invalid_json_from_the_editor_is_kept_with_the_command_to_apply_it() {
     let env = TestStore::new();
     let etag = env.put("k", "{}");
     let editor = script(&env, "editor.sh", "echo '{\"half\": ' > \"$1\"");
-    let output = env
-        .cmd()
+    let output = at_terminal(&env)
         .args(["edit", "k"])
         .env("EDITOR", &editor)
         .env_remove("VISUAL")
@@ -316,7 +323,8 @@ fn invalid_json_from_the_editor_is_kept_with_the_command_to_apply_it() {
     let kept = kept_path(&stderr);
     assert_eq!(fs::read(&kept).unwrap(), b"{\"half\": \n");
     assert!(stderr.contains(&format!(
-        "etagstore set k -f {} --etag {etag}",
+        "etagstore --store {} set k -f {} --etag {etag}",
+        env.store().display(),
         kept.display()
     )));
     assert_eq!(env.file("k").unwrap(), b"{}");
@@ -338,8 +346,7 @@ fn a_conflict_during_the_editor_keeps_the_text_and_the_other_write() {
             TestStore::bin().display()
         ),
     );
-    let output = env
-        .cmd()
+    let output = at_terminal(&env)
         .env("ETAGSTORE_DIR", env.store())
         .args(["edit", "k"])
         .env("EDITOR", &editor)

@@ -248,8 +248,9 @@ fn a_malformed_line_stops_the_import_with_exit_6_after_the_lines_before_it() {
         .code(6)
         .stdout("")
         .stderr(
-            predicate::str::contains("imported 2, skipped 0")
-                .and(predicate::str::contains("error: invalid document: line 4:")),
+            predicate::str::contains("imported 2, skipped 0").and(predicate::str::contains(
+                "error: invalid document: line 4, column 24:",
+            )),
         );
     assert_eq!(env.file("one").unwrap(), b"1");
     assert_eq!(env.file("two").unwrap(), b"2");
@@ -332,9 +333,10 @@ fn error_lines_carry_the_next_step_for_codes_2_to_6() {
         .args(["get", "other"])
         .assert()
         .code(4)
-        .stderr(predicate::str::contains(
-            "etagstore set other VALUE --etag ''",
-        ));
+        .stderr(predicate::str::contains(format!(
+            "etagstore --store {} set other VALUE --etag ''",
+            env.store().display()
+        )));
     env.cmd()
         .args(["set", "k", "2", "--etag", &"0".repeat(32)])
         .assert()

@@ -1,9 +1,72 @@
 //! A new user's mistakes: each gets one `error:` line that names the fix,
 //! the documented exit code, and no change to the store.
 
+use std::fs::{self, File};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assert_cmd::Command;
 use predicates::prelude::*;
 
-use crate::common::{one_error_line, TestStore};
+use crate::common::{md5_hex, one_error_line, TestStore};
+
+/// The child runs in a new session whose controlling terminal (`/dev/tty`)
+/// is a fresh pseudo-terminal, whatever its standard input and output are:
+/// how a person at a terminal runs `etagstore edit` in a pipeline.
+pub fn with_terminal(cmd: &mut std::process::Command) {
+    // SAFETY: plain calls on a descriptor this function owns.
+    let (master, slave) = unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = File::from_raw_fd(fd);
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        (master, std::ffi::CStr::from_ptr(name.as_ptr()).to_owned())
+    };
+    // SAFETY: only async-signal-safe calls (setsid, open, ioctl, close).
+    unsafe {
+        cmd.pre_exec(move || {
+            // The master lives as long as the command: the terminal hangs up when it closes.
+            let _ = &master;
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::open(slave.as_ptr(), libc::O_RDWR);
+            if fd < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+}
+
+/// The child runs in a new session with no controlling terminal: opening
+/// `/dev/tty` fails there, as under cron, CI or `ssh host cmd`.
+pub fn without_terminal(cmd: &mut std::process::Command) {
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Writes an executable shell script into the test's directory.
+fn script(env: &TestStore, name: &str, body: &str) -> PathBuf {
+    let path = env.root().join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
 
 #[test]
 fn set_with_star_on_a_missing_key_says_to_create_it_not_to_retry() {
@@ -248,4 +311,284 @@ fn man_dir_writes_one_page_a_subcommand_with_exit_codes_and_examples_kept_as_wri
         .assert()
         .code(2)
         .stderr(one_error_line().and(predicate::str::contains("set-unsafe")));
+}
+
+#[test]
+fn edit_without_a_terminal_runs_no_editor_and_is_exit_2() {
+    let env = TestStore::new();
+    env.put("k", "{}");
+    let ran = env.root().join("ran");
+    let editor = script(
+        &env,
+        "editor.sh",
+        &format!("touch '{}'; echo '[1]' > \"$1\"", ran.display()),
+    );
+    let before = env.snapshot();
+    // vi's keys on a pipe: with no terminal they must reach no editor.
+    let editors: [Option<&PathBuf>; 2] = [None, Some(&editor)];
+    for editor in editors {
+        let mut cmd = env.process();
+        without_terminal(&mut cmd);
+        cmd.args(["edit", "k"]).env_remove("VISUAL");
+        match editor {
+            Some(editor) => cmd.env("EDITOR", editor),
+            None => cmd.env_remove("EDITOR"),
+        };
+        Command::from_std(cmd)
+            .write_stdin("ddi{\"pwned\":1}\x1b:wq\n")
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(
+                one_error_line()
+                    .and(predicate::str::contains("no terminal for an editor"))
+                    .and(predicate::str::contains("edit KEY -- CMD"))
+                    .and(predicate::str::contains("--jq")),
+            );
+    }
+    assert!(!ran.exists());
+    assert_eq!(env.snapshot().changed_since(&before), Vec::<PathBuf>::new());
+    assert_eq!(env.file("k").unwrap(), b"{}");
+}
+
+#[test]
+fn the_editor_runs_on_the_terminal_on_a_0600_copy_and_stdout_is_only_the_etag() {
+    let env = TestStore::new();
+    env.put("k", r#"{"secret":1}"#);
+    let seen = env.root().join("seen");
+    // The editor notes the copy's mode and whether its stdin, stdout and
+    // stderr are the terminal, and prints noise, as vim prints escapes.
+    let editor = script(
+        &env,
+        "editor.sh",
+        &format!(
+            "stat -c %a \"$1\" > '{0}.mode'\n\
+             t=no; if [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then t=yes; fi; echo $t > '{0}.tty'\n\
+             echo noise; echo noise >&2\n\
+             echo '[2]' > \"$1\"",
+            seen.display()
+        ),
+    );
+    let mut cmd = env.process();
+    with_terminal(&mut cmd);
+    cmd.args(["edit", "k"])
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL");
+    Command::from_std(cmd)
+        .write_stdin("not for the editor")
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(b"[2]\n")))
+        .stderr("");
+    assert_eq!(env.file("k").unwrap(), b"[2]\n");
+    let read = |ext| fs::read_to_string(seen.with_extension(ext)).unwrap();
+    assert_eq!(read("mode"), "600\n", "the copy of the document is private");
+    assert_eq!(read("tty"), "yes\n", "the editor's stdio is the terminal");
+}
+
+/// Standard error: one `error:` line a skipped key, then one that sums up.
+fn skipped_keys(stderr: &[u8]) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.iter().all(|line| line.starts_with("error: ")),
+        "{stderr}"
+    );
+    let (summary, skipped) = lines.split_last().expect("a summary line");
+    assert!(summary.contains("named above"), "{stderr}");
+    skipped
+        .iter()
+        .map(|line| {
+            let rest = line
+                .strip_prefix("error: skipped key ")
+                .unwrap_or_else(|| panic!("{stderr}"));
+            rest[..rest.find(": ").unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn export_prints_every_good_document_and_names_each_bad_key_then_exits_1() {
+    let env = TestStore::new();
+    for key in ["a", "b", "c", "d", "e"] {
+        env.put(key, format!("{{\"key\":\"{key}\"}}"));
+    }
+    // A hand edit that is not JSON, a link out of the store, and a document
+    // too long for one import line.
+    fs::write(env.path("b"), "not json").unwrap();
+    fs::write(env.root().join("other.json"), "{}").unwrap();
+    fs::remove_file(env.path("c")).unwrap();
+    std::os::unix::fs::symlink("../other.json", env.path("c")).unwrap();
+    env.put("d", format!("\"{}\"", "x".repeat(2000)));
+    let out = env
+        .cmd()
+        .env("ETAGSTORE_IMPORT_LINE_LIMIT", "1000")
+        .arg("export")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let keys: Vec<String> = stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["key"].to_string())
+        .collect();
+    assert_eq!(keys, ["\"a\"", "\"e\""], "{stdout}");
+    assert_eq!(skipped_keys(&out.stderr), ["\"b\"", "\"c\"", "\"d\""]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(stderr.contains("line 1, column 2"), "{stderr}");
+    assert!(stderr.contains("get -o"), "{stderr}");
+}
+
+#[test]
+fn get_o_dash_writes_the_document_to_stdout_as_curl_does() {
+    let env = TestStore::new();
+    env.put("k", "{\"a\": 1}\n");
+    env.cmd()
+        .args(["get", "k", "-o", "-"])
+        .assert()
+        .success()
+        .stdout("{\"a\": 1}\n")
+        .stderr("");
+    assert!(!env.root().join("-").exists());
+}
+
+/// The `--help` text of a subcommand.
+fn help(env: &TestStore, sub: &str) -> String {
+    let out = env.cmd().args([sub, "--help"]).output().unwrap();
+    assert!(out.status.success(), "{sub}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const SUBCOMMANDS: [&str; 12] = [
+    "get",
+    "etag",
+    "set",
+    "set-unsafe",
+    "edit",
+    "delete",
+    "list",
+    "watch",
+    "export",
+    "import",
+    "completions",
+    "man",
+];
+
+#[test]
+fn lock_timeout_is_shown_only_on_the_commands_that_take_the_lock() {
+    let env = TestStore::new();
+    let locking = ["set", "set-unsafe", "edit", "delete", "import"];
+    for sub in SUBCOMMANDS {
+        assert_eq!(
+            help(&env, sub).contains("--lock-timeout"),
+            locking.contains(&sub),
+            "{sub} --help"
+        );
+    }
+    // Before the subcommand, as before; after it, on any command.
+    env.cmd()
+        .args(["--lock-timeout", "1", "set", "k", "1", "--etag", ""])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(b"1")));
+    env.cmd()
+        .args(["set-unsafe", "k", "2", "--lock-timeout", "0"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["get", "k", "--lock-timeout", "1"])
+        .assert()
+        .success()
+        .stdout("2");
+    // The value after the subcommand is the one that counts, and is checked.
+    env.cmd()
+        .args([
+            "--lock-timeout",
+            "1",
+            "delete",
+            "k",
+            "--etag",
+            "*",
+            "--lock-timeout",
+            "-1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(one_error_line().and(predicate::str::contains("must be ≥ 0")));
+}
+
+#[test]
+fn every_subcommand_help_has_examples_to_paste_and_its_exit_codes() {
+    let env = TestStore::new();
+    for sub in SUBCOMMANDS {
+        let text = help(&env, sub);
+        let examples = text
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub} --help has no examples:\n{text}"));
+        assert!(
+            examples
+                .lines()
+                .any(|line| line.trim_start().contains(&format!("etagstore {sub}"))),
+            "{sub}: {examples}"
+        );
+        // The rule of item 5: an ETag is never read apart from its document
+        // and then written with.
+        assert!(!text.contains("$(etagstore etag"), "{sub}: {text}");
+    }
+    let get = help(&env, "get");
+    assert!(get.contains("\n  4  "), "{get}");
+    let import = help(&env, "import");
+    assert!(
+        import.contains("\n  3  ") && import.contains("skipped"),
+        "{import}"
+    );
+    let top = env.cmd().arg("--help").output().unwrap();
+    let top = String::from_utf8(top.stdout).unwrap();
+    assert!(top.contains("import"), "{top}");
+}
+
+#[test]
+fn edit_of_a_missing_key_suggests_default_with_the_store() {
+    let env = TestStore::new();
+    env.put("other", "1");
+    env.cmd()
+        .args(["edit", "k", "--jq", ".n = 1"])
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr(one_error_line().and(predicate::str::contains(format!(
+            "etagstore --store {} edit k --default",
+            env.store().display()
+        ))));
+    env.cmd()
+        .args(["get", "k"])
+        .assert()
+        .code(4)
+        .stderr(one_error_line().and(predicate::str::contains(format!(
+            "create it with: etagstore --store {} set k VALUE --etag ''",
+            env.store().display()
+        ))));
+    assert!(env.file("k").is_none());
+}
+
+#[test]
+fn import_errors_give_the_line_and_column_in_one_style() {
+    let env = TestStore::new();
+    env.cmd()
+        .arg("import")
+        .write_stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
+        .assert()
+        .code(6)
+        .stdout("")
+        .stderr(
+            predicate::str::contains(
+                "imported 1, skipped 0\nerror: invalid document: line 2, column 23: ",
+            )
+            .and(predicate::str::contains("at line").not()),
+        );
+    assert!(env.file("b").is_none());
 }
