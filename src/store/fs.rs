@@ -36,7 +36,7 @@ use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::faults;
 use crate::key::Key;
-use crate::store::{Details, Entry, Precondition, Store, Waiter};
+use crate::store::{Details, Entry, Precondition, Store, Unreadable, Waiter};
 
 mod watch;
 
@@ -510,6 +510,17 @@ impl Store for FsStore {
     }
 
     fn list(&self, prefix: &str, details: bool) -> Result<Vec<Entry>> {
+        self.list_entries(prefix, details)?
+            .into_iter()
+            .map(|entry| entry.map_err(|unreadable| unreadable.error))
+            .collect()
+    }
+
+    fn list_entries(
+        &self,
+        prefix: &str,
+        details: bool,
+    ) -> Result<Vec<std::result::Result<Entry, Unreadable>>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -529,16 +540,28 @@ impl Store for FsStore {
                 continue;
             }
             let details = if details {
-                match self.details(&entry.path())? {
-                    Some(details) => Some(details),
-                    None => continue, // deleted since the directory was read
+                match self.details(&entry.path()) {
+                    Ok(Some(details)) => Some(details),
+                    Ok(None) => continue, // deleted since the directory was read
+                    // One unreadable document (a link, no permission) is
+                    // named in its place; the rest are still listed.
+                    Err(error) => {
+                        listing.push(Err(Unreadable { key, error }));
+                        continue;
+                    }
                 }
             } else {
                 None
             };
-            listing.push(Entry { key, details });
+            listing.push(Ok(Entry { key, details }));
         }
-        listing.sort_by(|a, b| a.key.cmp(&b.key));
+        fn key(entry: &std::result::Result<Entry, Unreadable>) -> &Key {
+            match entry {
+                Ok(entry) => &entry.key,
+                Err(unreadable) => &unreadable.key,
+            }
+        }
+        listing.sort_by(|a, b| key(a).cmp(key(b)));
         Ok(listing)
     }
 }

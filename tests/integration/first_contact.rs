@@ -592,3 +592,30 @@ fn import_errors_give_the_line_and_column_in_one_style() {
         );
     assert!(env.file("b").is_none());
 }
+
+#[test]
+fn list_l_prints_every_readable_entry_and_names_each_bad_key_then_exits_1() {
+    let env = TestStore::new();
+    for key in ["a", "b", "c"] {
+        env.put(key, "{}");
+    }
+    fs::write(env.root().join("other.json"), "{}").unwrap();
+    fs::remove_file(env.path("b")).unwrap();
+    std::os::unix::fs::symlink("../other.json", env.path("b")).unwrap();
+    for args in [vec!["list", "-l"], vec!["list", "--json"]] {
+        let out = env.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+        assert_eq!(stdout.lines().count(), 2, "{stdout}");
+        assert!(stdout.contains('a') && stdout.contains('c'), "{stdout}");
+        assert_eq!(skipped_keys(&out.stderr), ["\"b\""], "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    }
+    // Keys alone read no document: all three, exit 0.
+    env.cmd()
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("a\nb\nc\n")
+        .stderr("");
+}
