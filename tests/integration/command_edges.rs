@@ -68,6 +68,18 @@ fn start(env: &TestStore, mut cmd: Process, input: Option<Vec<u8>>) -> Running {
     })
     .stdout(Stdio::piped())
     .stderr(fs::File::create(&stderr).unwrap());
+    // As from an interactive shell: a test run started in the background
+    // (`cmd &` in a script) inherits SIGINT and SIGQUIT ignored, and
+    // etagstore rightly keeps a signal its caller ignores.
+    // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = input {
         let mut stdin = child.stdin.take().unwrap();
