@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man(args) => return completions::man(args),
         _ => {}
     }
+    crate::faults::validate()?;
     // A file-size limit (ulimit -f) must fail a write with EFBIG, which
     // is reported and cleaned up, not kill the process mid-write.
     // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.

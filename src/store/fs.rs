@@ -34,7 +34,7 @@ use rustix::io::Errno;
 use crate::backoff::Backoff;
 use crate::document::{self, CopyError};
 use crate::error::Error;
-use crate::faults;
+use crate::faults::{self, Pause, Point};
 use crate::key::Key;
 use crate::store::{Details, Entry, Precondition, Store, Unreadable, Waiter};
 
@@ -209,7 +209,7 @@ impl FsStore {
             .subsec_nanos();
         for attempt in 0u32.. {
             let name = format!("{pid}-{nanos:09}-{attempt}.json");
-            let created = faults::check("temp-create").and_then(|()| {
+            let created = faults::check(Point::TempCreate).and_then(|()| {
                 let flags = OFlags::WRONLY
                     | OFlags::CREATE
                     | OFlags::EXCL
@@ -283,7 +283,7 @@ impl FsStore {
             };
             let locks = self.sub_dir(dirs, internal.as_fd(), "locks", &locks_path)?;
             let (lock, held) = self.open_lock(dirs, &locks, &name, &path)?;
-            faults::pause("BEFORE_LOCK");
+            faults::pause(Pause::BeforeLock);
             loop {
                 match rfs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
                     Ok(()) => {
@@ -320,7 +320,7 @@ impl FsStore {
         path: &Path,
     ) -> Result<(OwnedFd, Stat)> {
         let context = || format!("cannot open the lock file '{}'", path.display());
-        faults::check("lock-create").with_context(context)?;
+        faults::check(Point::LockCreate).with_context(context)?;
         let fd = loop {
             match rfs::openat(locks, name, OPEN, Mode::empty()) {
                 Ok(fd) => break fd,
@@ -407,7 +407,7 @@ impl FsStore {
         if faults::skip_fsync() {
             return Ok(());
         }
-        faults::check("dir-fsync")
+        faults::check(Point::DirFsync)
             .and_then(|()| Ok(rfs::fsync(&dirs.store)?))
             .with_context(|| format!("cannot sync the store directory '{}'", self.dir.display()))
     }
@@ -425,14 +425,10 @@ impl Store for FsStore {
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
         let dirs = self.open_store(true)?.expect("created when missing");
         let mut temp = self.create_temp(&dirs)?;
-        let mut writer = faults::FaultyWriter {
-            file: temp.file(),
-            written_short: false,
-        };
-        let copied =
-            document::copy_validated(input, &mut writer).map_err(|e| copy_error(e, &temp.path))?;
+        let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
+        let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
         if !faults::skip_fsync() {
-            faults::check("fsync")
+            faults::check(Point::Fsync)
                 .and_then(|()| temp.file().sync_all())
                 .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
         }
@@ -457,7 +453,7 @@ impl Store for FsStore {
             };
             set_mode(temp.file(), replaced.as_ref())
                 .with_context(|| format!("cannot set the mode of '{}'", temp.path.display()))?;
-            faults::pause("LOCKED");
+            faults::pause(Pause::Locked);
             temp.persist(&dirs, &key.file_name(), &path)?;
             // Readers may already see the new document: it is not rolled back.
             self.sync_dir(&dirs)
@@ -480,7 +476,7 @@ impl Store for FsStore {
         self.with_lock(&dirs, key, || {
             let current = self.confirm(&dirs, key, seen)?;
             precondition.check(key, current.as_ref().map(|(etag, _)| etag.as_str()))?;
-            faults::pause("LOCKED");
+            faults::pause(Pause::Locked);
             if current.is_some() {
                 rfs::unlinkat(&dirs.store, key.file_name().as_str(), AtFlags::empty())
                     .map_err(io::Error::from)
@@ -906,7 +902,7 @@ impl TempFile {
     }
 
     fn persist(&mut self, dirs: &Dirs, target: &str, target_path: &Path) -> Result<()> {
-        faults::check("rename")
+        faults::check(Point::Rename)
             .and_then(|()| Ok(rfs::renameat(&self.dir, &self.name, &dirs.store, target)?))
             .with_context(|| {
                 format!(

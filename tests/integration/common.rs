@@ -344,11 +344,13 @@ pub fn run_or_kill(cmd: &mut std::process::Command) -> std::process::Output {
 
 /// One pause point of a writer (`test-hooks` builds): the writer announces
 /// that it has reached the point, then waits until `release`.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub struct Pause {
     point: &'static str,
     release: PathBuf,
 }
 
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 impl Pause {
     /// A pause at `point` (`BEFORE_LOCK` or `LOCKED`), its files in `dir`.
     pub fn new(dir: &Path, point: &'static str) -> Pause {

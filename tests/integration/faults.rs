@@ -473,3 +473,20 @@ fn a_store_path_that_is_a_file_or_lies_under_one_fails_every_write_with_exit_1()
     }
     assert_eq!(env.snapshot(), before);
 }
+
+#[test]
+fn a_misspelt_fault_is_a_usage_error_so_a_test_cannot_pass_by_injecting_nothing() {
+    let env = TestStore::new();
+    env.put("k", OLD);
+    let before = env.snapshot();
+    for fault in ["temp_create", "fsync:ENOSPCE", "rename,bogus"] {
+        env.cmd()
+            .env("ETAGSTORE_FAULT", fault)
+            .args(["set-unsafe", "k", "[]"])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(one_error_line().and(predicate::str::contains("ETAGSTORE_FAULT: unknown")));
+    }
+    assert_eq!(env.snapshot(), before);
+}

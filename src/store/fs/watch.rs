@@ -101,7 +101,7 @@ impl Notified {
 
     fn watcher(&self) -> notify::Result<Armed> {
         use notify::Watcher;
-        faults::check("watch-inotify").map_err(notify::Error::io)?;
+        faults::check(faults::Point::WatchInotify).map_err(notify::Error::io)?;
         // notify names events with an absolute path; compare with the same.
         let dir = std::path::absolute(&self.dir).map_err(notify::Error::io)?;
         let target = self.target.clone();
