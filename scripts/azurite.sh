@@ -91,7 +91,7 @@ owns_port() {
 is_ours() {
   local pid=$1 cmdline cwd
   case $pid in '' | *[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmdline=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
   case " $cmdline" in
     *azurite-blob*" --blobPort $port "*) ;;
     *) return 1 ;;
