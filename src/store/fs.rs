@@ -93,6 +93,20 @@ impl FsStore {
         self.dir.join(key.file_name())
     }
 
+    /// A write the file system refused for want of permission speaks about
+    /// the store, not the internal file it happened to touch first.
+    fn refused(&self, error: io::Error, what: impl FnOnce() -> String) -> anyhow::Error {
+        match error.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM | libc::EROFS) => anyhow::anyhow!(
+                "the store '{}' is not writable ({}); check its permissions, or name \
+                 another store with --store",
+                self.dir.display(),
+                io::Error::from_raw_os_error(error.raw_os_error().unwrap_or_default())
+            ),
+            _ => anyhow::Error::new(error).context(what()),
+        }
+    }
+
     fn internal_path(&self, sub_dir: &str) -> PathBuf {
         self.dir.join(INTERNAL_DIR).join(sub_dir)
     }
@@ -142,9 +156,9 @@ impl FsStore {
                     match rfs::mkdirat(parent, name, Mode::from_raw_mode(0o777)) {
                         Ok(()) | Err(Errno::EXIST) => created = true,
                         Err(e) => {
-                            return Err(io::Error::from(e)).with_context(|| {
+                            return Err(self.refused(io::Error::from(e), || {
                                 format!("cannot create the store directory '{}'", path.display())
-                            })
+                            }))
                         }
                     }
                 }
@@ -235,9 +249,9 @@ impl FsStore {
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(e).with_context(|| {
+                    return Err(self.refused(e, || {
                         format!("cannot create a temporary file in '{}'", tmp_path.display())
-                    })
+                    }))
                 }
             }
         }
@@ -338,11 +352,11 @@ impl FsStore {
                             break fd;
                         }
                         Err(Errno::EXIST) => continue,
-                        Err(e) => return Err(io::Error::from(e)).with_context(context),
+                        Err(e) => return Err(self.refused(io::Error::from(e), context)),
                     }
                 }
                 Err(Errno::LOOP) => return Err(not_followed(locks.as_fd(), name, path)),
-                Err(e) => return Err(io::Error::from(e)).with_context(context),
+                Err(e) => return Err(self.refused(io::Error::from(e), context)),
             }
         };
         let stat = regular(&fd, path)?;
@@ -520,6 +534,12 @@ impl Store for FsStore {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(anyhow::anyhow!(
+                    "the store '{}' is not a directory",
+                    self.dir.display()
+                ))
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot list '{}'", self.dir.display()))
             }
@@ -785,6 +805,11 @@ fn open_regular(
         }
         Err(Errno::NOENT) => Ok(None),
         Err(Errno::LOOP) => Err(symlink_error(path)),
+        // Only a store that is not a directory makes a document's parent one.
+        Err(Errno::NOTDIR) => Err(anyhow::anyhow!(
+            "the store '{}' is not a directory",
+            path.parent().unwrap_or(Path::new(".")).display()
+        )),
         Err(e) => {
             Err(io::Error::from(e)).with_context(|| format!("cannot read '{}'", path.display()))
         }

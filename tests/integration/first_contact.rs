@@ -619,3 +619,88 @@ fn list_l_prints_every_readable_entry_and_names_each_bad_key_then_exits_1() {
         .stdout("a\nb\nc\n")
         .stderr("");
 }
+
+#[test]
+fn store_errors_speak_about_the_store_not_its_internal_files() {
+    let env = TestStore::new();
+    let file = env.root().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    for args in [
+        &["get", "k"][..],
+        &["etag", "k"][..],
+        &["list"][..],
+        &["list", "-l"][..],
+        &["set", "k", "1", "--etag", ""][..],
+    ] {
+        env.cmd_without_store()
+            .arg("--store")
+            .arg(&file)
+            .args(args)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(one_error_line().and(predicate::str::contains(format!(
+                "the store '{}' is not a directory",
+                file.display()
+            ))));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn a_read_only_store_is_not_writable_in_so_many_words() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    let store = env.store();
+    let path = |p: &str| store.join(p);
+    // Root writes anyway: take the write bits from the store and its
+    // internal directories, and run as a user who cannot write there.
+    if !crate::common::running_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [path(""), path(".etagstore/tmp"), path(".etagstore/locks")] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        env.cmd()
+            .args(["set", "k2", "2", "--etag", ""])
+            .assert()
+            .code(1)
+            .stderr(one_error_line().and(predicate::str::contains(format!(
+                "the store '{}' is not writable",
+                store.display()
+            ))));
+        for dir in [path(""), path(".etagstore/tmp"), path(".etagstore/locks")] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        return;
+    }
+    let _ = std::process::Command::new("useradd")
+        .args(["-M", "etagstore-reader"])
+        .output();
+    std::fs::set_permissions(
+        env.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for args in [
+        &["set", "k2", "2", "--etag", ""][..],
+        &["set", "k", "2", "--etag", "*"][..],
+        &["delete", "k", "--etag", "*"][..],
+    ] {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "etagstore-reader", "--"])
+            .arg(TestStore::bin())
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the store '{}' is not writable", store.display()))
+                && !stderr.contains(".etagstore"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(env.file("k").unwrap(), b"1");
+}
