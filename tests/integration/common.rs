@@ -37,12 +37,10 @@ impl TestStore {
     /// standard error, or a failure when CI=true (CI must run these tests).
     pub fn azurite() -> Option<TestStore> {
         if !crate::azurite::answers(crate::azurite::PORT) {
-            let message = "Azurite is not running on 127.0.0.1:10000 \
-                           (start it with scripts/azurite.sh start)";
-            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!("{message}; CI=true, so this Azure test fails instead of skipping");
-            }
-            eprintln!("SKIPPED: {message}: skipping this Azure test");
+            skip(
+                "Azurite is not running on 127.0.0.1:10000 \
+                 (start it with scripts/azurite.sh start): skipping this Azure test",
+            );
             return None;
         }
         Some(TestStore::on_azurite(crate::azurite::PORT))
@@ -294,8 +292,8 @@ impl Snapshot {
 pub struct Immutable(PathBuf);
 
 impl Immutable {
-    /// `None`, with a visible message, where `chattr` fails (not root, not
-    /// a file system with the attribute).
+    /// `None`, after `skip`, where `chattr` fails (not root, not a file
+    /// system with the attribute).
     pub fn set(dir: &Path) -> Option<Immutable> {
         let out = std::process::Command::new("chattr")
             .arg("+i")
@@ -304,7 +302,7 @@ impl Immutable {
         match out {
             Ok(out) if out.status.success() => Some(Immutable(dir.to_path_buf())),
             other => {
-                eprintln!("skipped: chattr +i {} failed: {other:?}", dir.display());
+                skip(&format!("chattr +i {} failed: {other:?}", dir.display()));
                 None
             }
         }
@@ -397,4 +395,69 @@ impl Drop for Pause {
     fn drop(&mut self) {
         let _ = fs::write(&self.release, "");
     }
+}
+
+/// Starts one `etagstore <args>` per document in `docs`, all of them at
+/// once and each waiting on its standard input, then gives each its
+/// document and returns their outputs in the same order: writers racing
+/// for one key.
+pub fn race(env: &TestStore, args: &[&str], docs: &[String]) -> Vec<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut children: Vec<std::process::Child> = docs
+        .iter()
+        .map(|_| {
+            env.process()
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Every writer is running and blocked on its standard input before any
+    // of them gets its document, so they start together.
+    let mut stdins: Vec<_> = children
+        .iter_mut()
+        .map(|c| c.stdin.take().unwrap())
+        .collect();
+    for (stdin, doc) in stdins.iter_mut().zip(docs) {
+        stdin.write_all(doc.as_bytes()).unwrap();
+    }
+    drop(stdins);
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// Whether a test whose environment is missing may go on: `true` when
+/// `available`; otherwise it prints `SKIPPED: <reason>` and returns
+/// `false` — or panics, when the environment is required: under
+/// `ETAGSTORE_REQUIRE_ALL=1` or `CI=true` (CI runs as root, with loop
+/// devices, Azurite and the Python SDK, so nothing may skip there), or when
+/// one of `switches` (such as `ETAGSTORE_REQUIRE_POWERCUT`) is set.
+pub fn require(available: bool, reason: &str) -> bool {
+    require_with(available, reason, &[])
+}
+
+/// `require`, also made strict by any of the variables `switches`.
+pub fn require_with(available: bool, reason: &str, switches: &[&str]) -> bool {
+    if available {
+        return true;
+    }
+    let strict = std::env::var("ETAGSTORE_REQUIRE_ALL").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|ci| ci == "true")
+        || switches.iter().any(|name| std::env::var_os(name).is_some());
+    if strict {
+        panic!("{reason}; the environment is required (ETAGSTORE_REQUIRE_ALL=1 or CI=true), so this test fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+/// `require(false, reason)`: the test cannot run here.
+pub fn skip(reason: &str) {
+    require(false, reason);
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, TestStore};
+use crate::common::{md5_hex, require, TestStore};
 
 /// Starts `etagstore watch` in the background; returns the running process.
 fn watch(env: &TestStore, args: &[&str]) -> std::process::Child {
@@ -398,8 +398,10 @@ fn big_transfers_show_no_progress_when_stderr_is_not_a_terminal() {
 #[test]
 fn big_transfers_show_progress_on_a_terminal() {
     // `script` gives the command a terminal; without it, there is nothing to show.
-    if Process::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED big_transfers_show_progress_on_a_terminal: no `script` (util-linux)");
+    if !require(
+        Process::new("script").arg("--version").output().is_ok(),
+        "big_transfers_show_progress_on_a_terminal: no `script` (util-linux)",
+    ) {
         return;
     }
     let env = TestStore::new();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, one_error_line, running_as_root, Immutable, TestStore};
+use crate::common::{md5_hex, one_error_line, require, running_as_root, Immutable, TestStore};
 
 /// The document already stored under `k`, which no row may change.
 const KEPT: &str = "{\"kept\": true}\n";
@@ -347,8 +347,7 @@ fn set_unsafe_replaces_a_symlinked_document_and_leaves_its_target_alone() {
 
 #[test]
 fn an_unwritable_lock_directory_fails_a_new_key_with_exit_1_and_changes_nothing() {
-    if !running_as_root() {
-        eprintln!("skipped: chattr +i needs root");
+    if !require(running_as_root(), "chattr +i needs root") {
         return;
     }
     let env = TestStore::new();
