@@ -397,6 +397,143 @@ impl Drop for Pause {
     }
 }
 
+/// One `etagstore` run and what it must do, in the style of just's `Test`
+/// builder: standard output and standard error are expected to be empty and
+/// the exit status 0 unless a test says otherwise. Start one with
+/// `TestStore::run`; `check` runs it and asserts everything at once.
+pub struct Run<'a> {
+    env: &'a TestStore,
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    stdout: predicates::BoxPredicate<str>,
+    stderr: predicates::BoxPredicate<str>,
+    status: i32,
+    unchanged: bool,
+}
+
+impl TestStore {
+    /// `etagstore --store <store> <args>` (see `cmd`), to be checked with
+    /// `Run`'s expectations.
+    pub fn run<I, S>(&self, args: I) -> Run<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        Run::new(self, cmd)
+    }
+
+    /// The same as `run`, with no `--store` (see `cmd_without_store`).
+    pub fn run_without_store<I, S>(&self, args: I) -> Run<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.cmd_without_store();
+        cmd.args(args);
+        Run::new(self, cmd)
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(env: &'a TestStore, cmd: Command) -> Run<'a> {
+        Run {
+            env,
+            cmd,
+            stdin: None,
+            stdout: predicate::str::diff("").boxed(),
+            stderr: predicate::str::diff("").boxed(),
+            status: 0,
+            unchanged: false,
+        }
+    }
+
+    /// One more argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// More arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Standard input (empty and closed when not given).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Standard output is exactly `text`.
+    pub fn stdout(mut self, text: impl AsRef<str>) -> Self {
+        self.stdout = predicate::str::diff(text.as_ref().to_string()).boxed();
+        self
+    }
+
+    /// Standard error satisfies `check`.
+    pub fn stderr_matches(mut self, check: impl Predicate<str> + Send + Sync + 'static) -> Self {
+        self.stderr = check.boxed();
+        self
+    }
+
+    /// Standard error is one `error: ` line (see `one_error_line`).
+    pub fn error_line(self) -> Self {
+        self.stderr_matches(one_error_line())
+    }
+
+    /// Standard error is one `error: ` line that contains every one of
+    /// `parts`.
+    pub fn error<S: AsRef<str>, const N: usize>(self, parts: [S; N]) -> Self {
+        let parts: Vec<String> = parts.iter().map(|p| p.as_ref().to_string()).collect();
+        self.stderr_matches(one_error_line().and(predicate::function(move |s: &str| {
+            parts.iter().all(|part| s.contains(part.as_str()))
+        })))
+    }
+
+    /// The exit status.
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    /// Nothing under the temporary directory changes during the run (a
+    /// snapshot before and after: see `TestStore::snapshot`).
+    pub fn unchanged(mut self) -> Self {
+        self.unchanged = true;
+        self
+    }
+
+    /// Runs the command, asserts every expectation, and returns its output
+    /// for any further check.
+    pub fn check(mut self) -> std::process::Output {
+        let before = self.unchanged.then(|| self.env.snapshot());
+        self.cmd.write_stdin(self.stdin.take().unwrap_or_default());
+        let output = self
+            .cmd
+            .assert()
+            .code(self.status)
+            .stdout(self.stdout)
+            .stderr(self.stderr)
+            .get_output()
+            .clone();
+        if let Some(before) = before {
+            assert_eq!(
+                self.env.snapshot().changed_since(&before),
+                Vec::<PathBuf>::new(),
+                "the run changed files"
+            );
+        }
+        output
+    }
+}
+
 /// Starts one `etagstore <args>` per document in `docs`, all of them at
 /// once and each waiting on its standard input, then gives each its
 /// document and returns their outputs in the same order: writers racing

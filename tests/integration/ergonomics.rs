@@ -86,27 +86,22 @@ fn a_change_made_before_the_watch_starts_is_not_missed() {
     let env = TestStore::new();
     let old = env.put("cfg", "1");
     let new = env.put("cfg", "2");
-    env.cmd()
-        .args(["watch", "cfg", "--etag", &old, "--timeout", "60"])
-        .assert()
-        .success()
+    env.run(["watch", "cfg", "--etag", &old, "--timeout", "60"])
         .stdout(format!("{new}\n"))
-        .stderr("");
+        .check();
 }
 
 #[test]
 fn watch_times_out_with_exit_7_when_nothing_changes() {
     let env = TestStore::new();
     env.put("cfg", "1");
-    env.cmd()
-        .args(["watch", "cfg", "--timeout", "0.3"])
-        .assert()
-        .code(7)
-        .stdout("")
-        .stderr(
+    env.run(["watch", "cfg", "--timeout", "0.3"])
+        .stderr_matches(
             predicate::str::starts_with("error: watch timed out")
                 .and(predicate::function(|s: &str| s.lines().count() == 1)),
-        );
+        )
+        .status(7)
+        .check();
 }
 
 /// Keys and documents that a naive export would not bring back byte for byte.
@@ -322,45 +317,52 @@ fn every_shell_gets_a_completion_script_and_the_man_page_is_roff() {
 fn error_lines_carry_the_next_step_for_codes_2_to_6() {
     let env = TestStore::new();
     let one_line = |s: &str| s.lines().count() == 1;
-    env.cmd().args(["get", "bad\tkey"]).assert().code(2).stderr(
-        predicate::str::contains("a key is 1 to 200 bytes").and(predicate::function(one_line)),
-    );
-    env.cmd().args(["get", "k"]).assert().code(4).stderr(
-        predicate::str::contains("--store DIR or ETAGSTORE_DIR").and(predicate::function(one_line)),
-    );
+    env.run(["get", "bad\tkey"])
+        .stderr_matches(
+            predicate::str::contains("a key is 1 to 200 bytes").and(predicate::function(one_line)),
+        )
+        .status(2)
+        .check();
+    env.run(["get", "k"])
+        .stderr_matches(
+            predicate::str::contains("--store DIR or ETAGSTORE_DIR")
+                .and(predicate::function(one_line)),
+        )
+        .status(4)
+        .check();
     let etag = env.put("k", "1");
-    env.cmd()
-        .args(["get", "other"])
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains(format!(
+    env.run(["get", "other"])
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store {} set other VALUE --etag ''",
             env.store().display()
-        )));
-    env.cmd()
-        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
-        .assert()
-        .code(3)
-        .stderr(
+        )))
+        .status(4)
+        .check();
+    env.run(["set", "k", "2", "--etag", &"0".repeat(32)])
+        .stderr_matches(
             predicate::str::contains(etag.as_str())
                 .and(predicate::str::contains(format!(
                     "etagstore --store {} get k",
                     env.store().display()
                 )))
                 .and(predicate::function(one_line)),
-        );
+        )
+        .status(3)
+        .check();
     env.holding_lock("k", || {
-        env.cmd()
-            .args(["--lock-timeout", "0.1", "set-unsafe", "k", "3"])
-            .assert()
-            .code(5)
-            .stderr(predicate::str::contains("--lock-timeout").and(predicate::function(one_line)));
+        env.run(["--lock-timeout", "0.1", "set-unsafe", "k", "3"])
+            .stderr_matches(
+                predicate::str::contains("--lock-timeout").and(predicate::function(one_line)),
+            )
+            .status(5)
+            .check();
     });
-    env.cmd()
-        .args(["set-unsafe", "k", "{\"a\" 1}"])
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains("line 1, column 6").and(predicate::function(one_line)));
+    env.run(["set-unsafe", "k", "{\"a\" 1}"])
+        .stderr_matches(
+            predicate::str::contains("line 1, column 6").and(predicate::function(one_line)),
+        )
+        .status(6)
+        .check();
 }
 
 /// A document just over the 64 MiB at which a progress bar may appear.
@@ -377,20 +379,14 @@ fn big_transfers_show_no_progress_when_stderr_is_not_a_terminal() {
     let env = TestStore::new();
     let big = big_document(&env);
     let etag = md5_hex(&std::fs::read(&big).unwrap());
-    env.cmd()
-        .args(["set-unsafe", "big", "-f"])
+    env.run(["set-unsafe", "big", "-f"])
         .arg(&big)
-        .assert()
-        .success()
         .stdout(format!("{etag}\n"))
-        .stderr("");
-    env.cmd()
-        .args(["get", "big", "-o"])
+        .check();
+    env.run(["get", "big", "-o"])
         .arg(env.root().join("out.json"))
-        .assert()
-        .success()
         .stdout(format!("{etag}\n"))
-        .stderr("");
+        .check();
     let export = env.cmd().arg("export").output().unwrap();
     assert!(export.status.success() && export.stderr.is_empty());
 }
