@@ -465,6 +465,12 @@ impl<'a> Run<'a> {
         self
     }
 
+    /// An environment variable for this run.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(name, value);
+        self
+    }
+
     /// Standard input (empty and closed when not given).
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());

@@ -206,17 +206,15 @@ fn import_skips_keys_that_exist_and_exits_3_unless_told_to_overwrite() {
     let env = TestStore::new();
     env.put("kept", "\"old\"");
     let lines = "{\"key\":\"kept\",\"value\":\"new\"}\n{\"key\":\"fresh\",\"value\":1}\n";
-    env.cmd()
-        .arg("import")
-        .write_stdin(lines)
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(
+    env.run(["import"])
+        .stdin(lines)
+        .stderr_matches(
             predicate::str::contains("imported 1, skipped 1")
                 .and(predicate::str::contains("error: 1 key(s) existed"))
                 .and(predicate::str::contains("--overwrite")),
-        );
+        )
+        .status(3)
+        .check();
     assert_eq!(env.file("kept").unwrap(), b"\"old\"");
     assert_eq!(env.file("fresh").unwrap(), b"1");
 
@@ -236,17 +234,13 @@ fn import_skips_keys_that_exist_and_exits_3_unless_told_to_overwrite() {
 fn a_malformed_line_stops_the_import_with_exit_6_after_the_lines_before_it() {
     let env = TestStore::new();
     let lines = "{\"key\":\"one\",\"value\":1}\n\n{\"key\":\"two\",\"value\":2}\n{\"key\":\"three\",\"value\":}\n{\"key\":\"four\",\"value\":4}\n";
-    env.cmd()
-        .arg("import")
-        .write_stdin(lines)
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(
-            predicate::str::contains("imported 2, skipped 0").and(predicate::str::contains(
-                "error: invalid document: line 4, column 24:",
-            )),
-        );
+    env.run(["import"])
+        .stdin(lines)
+        .stderr_matches(predicate::str::contains("imported 2, skipped 0").and(
+            predicate::str::contains("error: invalid document: line 4, column 24:"),
+        ))
+        .status(6)
+        .check();
     assert_eq!(env.file("one").unwrap(), b"1");
     assert_eq!(env.file("two").unwrap(), b"2");
     assert!(env.file("three").is_none() && env.file("four").is_none());
@@ -259,12 +253,11 @@ fn an_import_line_whose_value_does_not_match_its_etag_is_refused() {
         "{{\"key\":\"k\",\"etag\":\"{}\",\"value\":2}}\n",
         md5_hex(b"1")
     );
-    env.cmd()
-        .arg("import")
-        .write_stdin(line)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains("does not match its etag"));
+    env.run(["import"])
+        .stdin(line)
+        .stderr_matches(predicate::str::contains("does not match its etag"))
+        .status(6)
+        .check();
     assert!(env.file("k").is_none());
 }
 

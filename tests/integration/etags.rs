@@ -177,15 +177,13 @@ fn a_malformed_etag_is_a_usage_error_naming_the_fix_and_changes_nothing() {
     let before = env.snapshot();
     for given in malformed_etags(&etag) {
         for command in ["set", "delete"] {
-            let mut cmd = env.cmd();
-            cmd.args([command, "k", "--etag", &given]);
-            if command == "set" {
-                cmd.write_stdin(NEW);
-            }
-            cmd.assert()
-                .code(2)
-                .stdout("")
-                .stderr(one_error_line().and(predicate::str::contains("invalid --etag")));
+            let run = env.run([command, "k", "--etag", &given]);
+            let run = if command == "set" {
+                run.stdin(NEW)
+            } else {
+                run
+            };
+            run.error(["invalid --etag"]).status(2).check();
         }
     }
     let fixes = [

@@ -117,22 +117,20 @@ fn every_suggested_command_names_a_store_that_is_not_the_default() {
             .check();
     }
     // Through ETAGSTORE_DIR, too.
-    env.cmd_without_store()
+    env.run_without_store(["set", "k", "2", "--etag", &"0".repeat(32)])
         .env("ETAGSTORE_DIR", &store)
-        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains(format!(
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store {store} get k"
-        )));
+        )))
+        .status(3)
+        .check();
     // The default store is not repeated.
     let default = TestStore::new();
     default
-        .cmd_without_store()
-        .args(["set", "k", "1", "--etag", "*"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("create it with: etagstore set k"));
+        .run_without_store(["set", "k", "1", "--etag", "*"])
+        .stderr_matches(predicate::str::contains("create it with: etagstore set k"))
+        .status(3)
+        .check();
     assert_eq!(env.file("k").unwrap(), b"1", "{etag}");
 }
 
@@ -140,26 +138,28 @@ fn every_suggested_command_names_a_store_that_is_not_the_default() {
 fn a_store_with_a_space_is_quoted_for_the_shell_in_hints() {
     let env = TestStore::new();
     let store = env.root().join("my store");
-    env.cmd_without_store()
-        .arg("--store")
+    env.run_without_store(["--store"])
         .arg(&store)
         .args(["set", "k", "1", "--etag", "*"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains(format!(
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store '{}' set k VALUE --etag ''",
             store.display()
-        )));
+        )))
+        .status(3)
+        .check();
 }
 
 #[test]
 fn no_arguments_print_the_usage_and_the_commands_with_exit_2() {
     let env = TestStore::new();
-    env.cmd_without_store().assert().code(2).stdout("").stderr(
-        predicate::str::contains("Usage: etagstore")
-            .and(predicate::str::contains("Commands:"))
-            .and(predicate::str::contains("set-unsafe")),
-    );
+    env.run_without_store([""; 0])
+        .stderr_matches(
+            predicate::str::contains("Usage: etagstore")
+                .and(predicate::str::contains("Commands:"))
+                .and(predicate::str::contains("set-unsafe")),
+        )
+        .status(2)
+        .check();
 }
 
 #[test]
@@ -555,18 +555,16 @@ fn edit_of_a_missing_key_suggests_default_with_the_store() {
 #[test]
 fn import_errors_give_the_line_and_column_in_one_style() {
     let env = TestStore::new();
-    env.cmd()
-        .arg("import")
-        .write_stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(
+    env.run(["import"])
+        .stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
+        .stderr_matches(
             predicate::str::contains(
                 "imported 1, skipped 0\nerror: invalid document: line 2, column 23: ",
             )
             .and(predicate::str::contains("at line").not()),
-        );
+        )
+        .status(6)
+        .check();
     assert!(env.file("b").is_none());
 }
 
