@@ -604,3 +604,34 @@ pub fn require_with(available: bool, reason: &str, switches: &[&str]) -> bool {
 pub fn skip(reason: &str) {
     require(false, reason);
 }
+
+#[test]
+fn require_goes_on_when_the_environment_is_there() {
+    assert!(require(true, "never printed"));
+}
+
+#[test]
+#[should_panic(expected = "the environment is required")]
+fn require_fails_instead_of_skipping_when_a_switch_is_set() {
+    // PATH is always set: it stands for ETAGSTORE_REQUIRE_POWERCUT and the like.
+    require_with(false, "a missing tool", &["PATH"]);
+}
+
+#[test]
+#[should_panic(expected = "Unexpected stdout")]
+fn a_run_expects_empty_output_unless_told_otherwise() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    env.run(["get", "k"]).check();
+}
+
+#[test]
+#[should_panic(expected = "the run changed files")]
+fn an_unchanged_run_fails_when_a_file_changes() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    env.run(["set-unsafe", "k", "2"])
+        .stdout(line(&md5_hex(b"2")))
+        .unchanged()
+        .check();
+}
