@@ -4,15 +4,13 @@
 //! Azure has: URLs, a missing container, bad credentials, a stopped service.
 
 use std::fs;
-use std::io::Write;
-use std::process::{Child, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
 use crate::azurite;
-use crate::common::{line, md5_hex, one_error_line, TestStore};
+use crate::common::{line, md5_hex, one_error_line, race, TestStore};
 
 /// `mod NAME { dir, azurite }`: the scenario `NAME` on each backend.
 macro_rules! both {
@@ -344,35 +342,13 @@ fn invalid_documents_write_nothing(env: &TestStore) {
     env.cmd().args(["list"]).assert().success().stdout("k\n");
 }
 
-fn spawn(env: &TestStore, args: &[&str]) -> Child {
-    env.process()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn of_eight_racing_writers_exactly_one_wins(env: &TestStore) {
     let mut etag = env.put("k", "{\"writer\": null}");
     for round in 0..3 {
-        let mut children: Vec<Child> = (0..8)
-            .map(|_| spawn(env, &["set", "k", "--etag", &etag]))
+        let docs: Vec<String> = (0..8)
+            .map(|i| format!("{{\"round\": {round}, \"writer\": {i}}}"))
             .collect();
-        // All eight wait on their input, then get it at once.
-        let mut stdins: Vec<_> = children
-            .iter_mut()
-            .map(|c| c.stdin.take().unwrap())
-            .collect();
-        for (i, stdin) in stdins.iter_mut().enumerate() {
-            write!(stdin, "{{\"round\": {round}, \"writer\": {i}}}").unwrap();
-        }
-        drop(stdins);
-        let outputs: Vec<Output> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
+        let outputs = race(env, &["set", "k", "--etag", &etag], &docs);
         let winners: Vec<usize> = (0..8)
             .filter(|&i| outputs[i].status.code() == Some(0))
             .collect();

@@ -37,12 +37,10 @@ impl TestStore {
     /// standard error, or a failure when CI=true (CI must run these tests).
     pub fn azurite() -> Option<TestStore> {
         if !crate::azurite::answers(crate::azurite::PORT) {
-            let message = "Azurite is not running on 127.0.0.1:10000 \
-                           (start it with scripts/azurite.sh start)";
-            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                panic!("{message}; CI=true, so this Azure test fails instead of skipping");
-            }
-            eprintln!("SKIPPED: {message}: skipping this Azure test");
+            skip(
+                "Azurite is not running on 127.0.0.1:10000 \
+                 (start it with scripts/azurite.sh start): skipping this Azure test",
+            );
             return None;
         }
         Some(TestStore::on_azurite(crate::azurite::PORT))
@@ -294,8 +292,8 @@ impl Snapshot {
 pub struct Immutable(PathBuf);
 
 impl Immutable {
-    /// `None`, with a visible message, where `chattr` fails (not root, not
-    /// a file system with the attribute).
+    /// `None`, after `skip`, where `chattr` fails (not root, not a file
+    /// system with the attribute).
     pub fn set(dir: &Path) -> Option<Immutable> {
         let out = std::process::Command::new("chattr")
             .arg("+i")
@@ -304,7 +302,7 @@ impl Immutable {
         match out {
             Ok(out) if out.status.success() => Some(Immutable(dir.to_path_buf())),
             other => {
-                eprintln!("skipped: chattr +i {} failed: {other:?}", dir.display());
+                skip(&format!("chattr +i {} failed: {other:?}", dir.display()));
                 None
             }
         }
@@ -397,4 +395,243 @@ impl Drop for Pause {
     fn drop(&mut self) {
         let _ = fs::write(&self.release, "");
     }
+}
+
+/// One `etagstore` run and what it must do, in the style of just's `Test`
+/// builder: standard output and standard error are expected to be empty and
+/// the exit status 0 unless a test says otherwise. Start one with
+/// `TestStore::run`; `check` runs it and asserts everything at once.
+pub struct Run<'a> {
+    env: &'a TestStore,
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    stdout: predicates::BoxPredicate<str>,
+    stderr: predicates::BoxPredicate<str>,
+    status: i32,
+    unchanged: bool,
+}
+
+impl TestStore {
+    /// `etagstore --store <store> <args>` (see `cmd`), to be checked with
+    /// `Run`'s expectations.
+    pub fn run<I, S>(&self, args: I) -> Run<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        Run::new(self, cmd)
+    }
+
+    /// The same as `run`, with no `--store` (see `cmd_without_store`).
+    pub fn run_without_store<I, S>(&self, args: I) -> Run<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = self.cmd_without_store();
+        cmd.args(args);
+        Run::new(self, cmd)
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(env: &'a TestStore, cmd: Command) -> Run<'a> {
+        Run {
+            env,
+            cmd,
+            stdin: None,
+            stdout: predicate::str::diff("").boxed(),
+            stderr: predicate::str::diff("").boxed(),
+            status: 0,
+            unchanged: false,
+        }
+    }
+
+    /// One more argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// More arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// An environment variable for this run.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(name, value);
+        self
+    }
+
+    /// Standard input (empty and closed when not given).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Standard output is exactly `text`.
+    pub fn stdout(mut self, text: impl AsRef<str>) -> Self {
+        self.stdout = predicate::str::diff(text.as_ref().to_string()).boxed();
+        self
+    }
+
+    /// Standard error satisfies `check`.
+    pub fn stderr_matches(mut self, check: impl Predicate<str> + Send + Sync + 'static) -> Self {
+        self.stderr = check.boxed();
+        self
+    }
+
+    /// Standard error is one `error: ` line (see `one_error_line`).
+    pub fn error_line(self) -> Self {
+        self.stderr_matches(one_error_line())
+    }
+
+    /// Standard error is one `error: ` line that contains every one of
+    /// `parts`.
+    pub fn error<S: AsRef<str>, const N: usize>(self, parts: [S; N]) -> Self {
+        let parts: Vec<String> = parts.iter().map(|p| p.as_ref().to_string()).collect();
+        self.stderr_matches(one_error_line().and(predicate::function(move |s: &str| {
+            parts.iter().all(|part| s.contains(part.as_str()))
+        })))
+    }
+
+    /// The exit status.
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    /// Nothing under the temporary directory changes during the run (a
+    /// snapshot before and after: see `TestStore::snapshot`).
+    pub fn unchanged(mut self) -> Self {
+        self.unchanged = true;
+        self
+    }
+
+    /// Runs the command, asserts every expectation, and returns its output
+    /// for any further check.
+    pub fn check(mut self) -> std::process::Output {
+        let before = self.unchanged.then(|| self.env.snapshot());
+        self.cmd.write_stdin(self.stdin.take().unwrap_or_default());
+        let output = self
+            .cmd
+            .assert()
+            .code(self.status)
+            .stdout(self.stdout)
+            .stderr(self.stderr)
+            .get_output()
+            .clone();
+        if let Some(before) = before {
+            assert_eq!(
+                self.env.snapshot().changed_since(&before),
+                Vec::<PathBuf>::new(),
+                "the run changed files"
+            );
+        }
+        output
+    }
+}
+
+/// Starts one `etagstore <args>` per document in `docs`, all of them at
+/// once and each waiting on its standard input, then gives each its
+/// document and returns their outputs in the same order: writers racing
+/// for one key.
+pub fn race(env: &TestStore, args: &[&str], docs: &[String]) -> Vec<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut children: Vec<std::process::Child> = docs
+        .iter()
+        .map(|_| {
+            env.process()
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Every writer is running and blocked on its standard input before any
+    // of them gets its document, so they start together.
+    let mut stdins: Vec<_> = children
+        .iter_mut()
+        .map(|c| c.stdin.take().unwrap())
+        .collect();
+    for (stdin, doc) in stdins.iter_mut().zip(docs) {
+        stdin.write_all(doc.as_bytes()).unwrap();
+    }
+    drop(stdins);
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// Whether a test whose environment is missing may go on: `true` when
+/// `available`; otherwise it prints `SKIPPED: <reason>` and returns
+/// `false` — or panics, when the environment is required: under
+/// `ETAGSTORE_REQUIRE_ALL=1` or `CI=true` (CI runs as root, with loop
+/// devices, Azurite and the Python SDK, so nothing may skip there), or when
+/// one of `switches` (such as `ETAGSTORE_REQUIRE_POWERCUT`) is set.
+pub fn require(available: bool, reason: &str) -> bool {
+    require_with(available, reason, &[])
+}
+
+/// `require`, also made strict by any of the variables `switches`.
+pub fn require_with(available: bool, reason: &str, switches: &[&str]) -> bool {
+    if available {
+        return true;
+    }
+    let strict = std::env::var("ETAGSTORE_REQUIRE_ALL").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|ci| ci == "true")
+        || switches.iter().any(|name| std::env::var_os(name).is_some());
+    if strict {
+        panic!("{reason}; the environment is required (ETAGSTORE_REQUIRE_ALL=1 or CI=true), so this test fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
+/// `require(false, reason)`: the test cannot run here.
+pub fn skip(reason: &str) {
+    require(false, reason);
+}
+
+#[test]
+fn require_goes_on_when_the_environment_is_there() {
+    assert!(require(true, "never printed"));
+}
+
+#[test]
+#[should_panic(expected = "the environment is required")]
+fn require_fails_instead_of_skipping_when_a_switch_is_set() {
+    // PATH is always set: it stands for ETAGSTORE_REQUIRE_POWERCUT and the like.
+    require_with(false, "a missing tool", &["PATH"]);
+}
+
+#[test]
+#[should_panic(expected = "Unexpected stdout")]
+fn a_run_expects_empty_output_unless_told_otherwise() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    env.run(["get", "k"]).check();
+}
+
+#[test]
+#[should_panic(expected = "the run changed files")]
+fn an_unchanged_run_fails_when_a_file_changes() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    env.run(["set-unsafe", "k", "2"])
+        .stdout(line(&md5_hex(b"2")))
+        .unchanged()
+        .check();
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use predicates::prelude::*;
 use serde_json::{json, Value};
 
-use crate::common::{line, md5_hex, one_error_line, TestStore};
+use crate::common::{line, md5_hex, TestStore};
 
 /// A JSON string document of `len` bytes in total.
 fn string_doc(len: usize, fill: char) -> String {
@@ -20,13 +20,10 @@ fn string_doc(len: usize, fill: char) -> String {
 fn set_prints_the_md5_of_the_bytes_and_get_prints_them_back() {
     let env = TestStore::new();
     let doc = "{\"text\": \"hello\"}\n";
-    env.cmd()
-        .args(["set", "greeting", "--etag", ""])
-        .write_stdin(doc)
-        .assert()
-        .success()
+    env.run(["set", "greeting", "--etag", ""])
+        .stdin(doc)
         .stdout(format!("{}\n", md5_hex(doc.as_bytes())))
-        .stderr("");
+        .check();
     env.cmd()
         .args(["get", "greeting"])
         .assert()
@@ -40,36 +37,21 @@ fn set_prints_the_md5_of_the_bytes_and_get_prints_them_back() {
 fn a_missing_key_is_exit_4_with_one_error_line() {
     let env = TestStore::new();
     env.put("other", "1");
-    env.cmd()
-        .args(["get", "nope"])
-        .assert()
-        .code(4)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("nope")));
+    env.run(["get", "nope"]).error(["nope"]).status(4).check();
 }
 
 #[test]
 fn etag_prints_the_current_etag() {
     let env = TestStore::new();
     let etag = env.put("k", "[1, 2]");
-    env.cmd()
-        .args(["etag", "k"])
-        .assert()
-        .success()
-        .stdout(format!("{etag}\n"))
-        .stderr("");
+    env.run(["etag", "k"]).stdout(format!("{etag}\n")).check();
 }
 
 #[test]
 fn etag_of_a_missing_key_is_exit_4() {
     let env = TestStore::new();
     env.put("other", "1");
-    env.cmd()
-        .args(["etag", "nope"])
-        .assert()
-        .code(4)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("nope")));
+    env.run(["etag", "nope"]).error(["nope"]).status(4).check();
 }
 
 #[test]
@@ -93,20 +75,14 @@ fn get_with_output_writes_the_file_and_prints_only_the_etag() {
     // A longer file already there must be replaced, not partly overwritten.
     let out = env.root().join("out.json");
     fs::write(&out, "x".repeat(100)).unwrap();
-    env.cmd()
-        .args(["get", "k", "-o", "out.json"])
-        .assert()
-        .success()
+    env.run(["get", "k", "-o", "out.json"])
         .stdout(line(&etag))
-        .stderr("");
+        .check();
     assert_eq!(fs::read_to_string(&out).unwrap(), doc);
-    env.cmd()
-        .args(["get", "k", "--output"])
+    env.run(["get", "k", "--output"])
         .arg(env.root().join("long.json"))
-        .assert()
-        .success()
         .stdout(line(&etag))
-        .stderr("");
+        .check();
     assert_eq!(
         fs::read_to_string(env.root().join("long.json")).unwrap(),
         doc
@@ -120,12 +96,10 @@ fn get_with_output_of_a_missing_key_exits_4_and_leaves_the_file_alone() {
     fs::write(env.root().join("keep.json"), "keep me").unwrap();
     let before = env.snapshot();
     for out in ["keep.json", "new.json"] {
-        env.cmd()
-            .args(["get", "nope", "-o", out])
-            .assert()
-            .code(4)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains("nope")));
+        env.run(["get", "nope", "-o", out])
+            .error(["nope"])
+            .status(4)
+            .check();
     }
     assert_eq!(env.snapshot(), before);
 }
@@ -208,44 +182,32 @@ fn get_json_escapes_the_key_and_carries_a_document_larger_than_a_mebibyte() {
 fn get_with_both_output_and_json_is_a_usage_error() {
     let env = TestStore::new();
     env.put("k", "1");
-    let before = env.snapshot();
-    env.cmd()
-        .args(["get", "k", "--json", "-o", "out.json"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(one_error_line());
-    assert_eq!(env.snapshot(), before);
+    env.run(["get", "k", "--json", "-o", "out.json"])
+        .error_line()
+        .status(2)
+        .unchanged()
+        .check();
 }
 
 #[test]
 fn get_default_prints_the_default_for_a_missing_key_and_creates_nothing() {
     let env = TestStore::new();
     let before = env.snapshot();
-    env.cmd()
-        .args(["get", "counter", "--default", "0"])
-        .assert()
-        .success()
+    env.run(["get", "counter", "--default", "0"])
         .stdout("0")
-        .stderr("");
-    env.cmd()
-        .args(["get", "k", "--default", " {\"a\": 1}\n"])
-        .assert()
-        .success()
+        .check();
+    env.run(["get", "k", "--default", " {\"a\": 1}\n"])
         .stdout(" {\"a\": 1}\n")
-        .stderr("");
+        .check();
     assert_eq!(env.snapshot(), before);
 }
 
 #[test]
 fn get_default_with_output_writes_the_default_and_prints_an_empty_etag() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["get", "k", "--default", "{\"n\": 0}", "-o", "out.json"])
-        .assert()
-        .success()
+    env.run(["get", "k", "--default", "{\"n\": 0}", "-o", "out.json"])
         .stdout("\n")
-        .stderr("");
+        .check();
     assert_eq!(
         fs::read_to_string(env.root().join("out.json")).unwrap(),
         "{\"n\": 0}"
@@ -279,12 +241,9 @@ fn get_default_is_ignored_when_the_key_exists() {
         .success()
         .stdout(doc)
         .stderr("");
-    env.cmd()
-        .args(["get", "k", "--default", "{}", "-o", "out.json"])
-        .assert()
-        .success()
+    env.run(["get", "k", "--default", "{}", "-o", "out.json"])
         .stdout(line(&etag))
-        .stderr("");
+        .check();
     assert_eq!(
         fs::read_to_string(env.root().join("out.json")).unwrap(),
         doc
@@ -304,12 +263,9 @@ fn get_default_is_ignored_when_the_key_exists() {
 fn set_reads_the_document_from_an_argument() {
     let env = TestStore::new();
     let doc = "{\"from\": \"argument\"}";
-    env.cmd()
-        .args(["set", "k", doc, "--etag", ""])
-        .assert()
-        .success()
+    env.run(["set", "k", doc, "--etag", ""])
         .stdout(line(&md5_hex(doc.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc.as_bytes());
 }
 
@@ -318,23 +274,17 @@ fn set_reads_the_document_from_a_file() {
     let env = TestStore::new();
     let doc = "{\"from\": \"file\"}\n";
     fs::write(env.root().join("in.json"), doc).unwrap();
-    env.cmd()
-        .args(["set", "k", "-f", "in.json", "--etag", ""])
-        .assert()
-        .success()
+    env.run(["set", "k", "-f", "in.json", "--etag", ""])
         .stdout(line(&md5_hex(doc.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc.as_bytes());
     let doc2 = "[2]";
     fs::write(env.root().join("in2.json"), doc2).unwrap();
-    env.cmd()
-        .args(["set", "k", "--file"])
+    env.run(["set", "k", "--file"])
         .arg(env.root().join("in2.json"))
         .args(["--etag", &md5_hex(doc.as_bytes())])
-        .assert()
-        .success()
         .stdout(line(&md5_hex(doc2.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc2.as_bytes());
 }
 
@@ -342,35 +292,26 @@ fn set_reads_the_document_from_a_file() {
 fn set_reads_standard_input_without_a_value_or_with_a_dash() {
     let env = TestStore::new();
     let doc = "{\"from\": \"stdin\"}\n";
-    env.cmd()
-        .args(["set", "k", "--etag", ""])
-        .write_stdin(doc)
-        .assert()
-        .success()
+    env.run(["set", "k", "--etag", ""])
+        .stdin(doc)
         .stdout(line(&md5_hex(doc.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc.as_bytes());
     let doc2 = "\"dash\"";
-    env.cmd()
-        .args(["set", "k", "-", "--etag", &md5_hex(doc.as_bytes())])
-        .write_stdin(doc2)
-        .assert()
-        .success()
+    env.run(["set", "k", "-", "--etag", &md5_hex(doc.as_bytes())])
+        .stdin(doc2)
         .stdout(line(&md5_hex(doc2.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc2.as_bytes());
 }
 
 #[test]
 fn set_does_not_read_standard_input_when_given_a_value() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "k", "1", "--etag", ""])
-        .write_stdin("2")
-        .assert()
-        .success()
+    env.run(["set", "k", "1", "--etag", ""])
+        .stdin("2")
         .stdout(line(&md5_hex(b"1")))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), b"1");
 }
 
@@ -380,12 +321,10 @@ fn set_without_etag_is_a_usage_error_and_writes_nothing() {
     env.put("k", "1");
     let before = env.snapshot();
     for key in ["k", "new"] {
-        env.cmd()
-            .args(["set", key, "2"])
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains("--etag")));
+        env.run(["set", key, "2"])
+            .error(["--etag"])
+            .status(2)
+            .check();
     }
     assert_eq!(env.snapshot(), before);
 }
@@ -396,18 +335,14 @@ fn set_with_both_a_value_and_a_file_is_a_usage_error() {
     env.put("k", "1");
     fs::write(env.root().join("in.json"), "3").unwrap();
     let before = env.snapshot();
-    env.cmd()
-        .args(["set", "k", "2", "-f", "in.json", "--etag", "*"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(one_error_line());
-    env.cmd()
-        .args(["set-unsafe", "k", "2", "-f", "in.json"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(one_error_line());
+    env.run(["set", "k", "2", "-f", "in.json", "--etag", "*"])
+        .error_line()
+        .status(2)
+        .check();
+    env.run(["set-unsafe", "k", "2", "-f", "in.json"])
+        .error_line()
+        .status(2)
+        .check();
     assert_eq!(env.snapshot(), before);
 }
 
@@ -415,22 +350,16 @@ fn set_with_both_a_value_and_a_file_is_a_usage_error() {
 fn set_unsafe_creates_and_overwrites_and_prints_the_new_etag() {
     let env = TestStore::new();
     for doc in ["{\"v\": 1}", "{\"v\": 2}\n", "[]"] {
-        env.cmd()
-            .args(["set-unsafe", "k", doc])
-            .assert()
-            .success()
+        env.run(["set-unsafe", "k", doc])
             .stdout(line(&md5_hex(doc.as_bytes())))
-            .stderr("");
+            .check();
         assert_eq!(env.file("k").unwrap(), doc.as_bytes());
     }
     let doc = "\"from a file\"";
     fs::write(env.root().join("in.json"), doc).unwrap();
-    env.cmd()
-        .args(["set-unsafe", "k", "-f", "in.json"])
-        .assert()
-        .success()
+    env.run(["set-unsafe", "k", "-f", "in.json"])
         .stdout(line(&md5_hex(doc.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), doc.as_bytes());
 }
 
@@ -439,25 +368,10 @@ fn delete_removes_the_document_and_prints_nothing() {
     let env = TestStore::new();
     let etag = env.put("k", "{}");
     env.put("other", "1");
-    env.cmd()
-        .args(["delete", "k", "--etag", &etag])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    env.run(["delete", "k", "--etag", &etag]).check();
     assert!(!env.path("k").exists());
-    env.cmd()
-        .args(["get", "k"])
-        .assert()
-        .code(4)
-        .stdout("")
-        .stderr(one_error_line());
-    env.cmd()
-        .args(["list"])
-        .assert()
-        .success()
-        .stdout("other\n")
-        .stderr("");
+    env.run(["get", "k"]).error_line().status(4).check();
+    env.run(["list"]).stdout("other\n").check();
 }
 
 #[test]
@@ -480,24 +394,13 @@ fn list_with_a_prefix_prints_only_the_keys_that_start_with_it() {
     for key in ["users/1", "users/2", "users", "usersX", "groups/1"] {
         env.put(key, "1");
     }
-    env.cmd()
-        .args(["list", "users/"])
-        .assert()
-        .success()
+    env.run(["list", "users/"])
         .stdout("users/1\nusers/2\n")
-        .stderr("");
-    env.cmd()
-        .args(["list", "users"])
-        .assert()
-        .success()
+        .check();
+    env.run(["list", "users"])
         .stdout("users\nusers/1\nusers/2\nusersX\n")
-        .stderr("");
-    env.cmd()
-        .args(["list", "nothing"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+        .check();
+    env.run(["list", "nothing"]).check();
 }
 
 #[test]
@@ -517,25 +420,19 @@ fn list_long_prints_etag_size_utc_time_and_key_tab_separated() {
     };
     set_mtime("a%2Fx.json", 981_173_106); // 2001-02-03T04:05:06Z
     set_mtime("b.json", 1_709_251_199); // 2024-02-29T23:59:59Z, a leap day
-    env.cmd()
-        .args(["list", "-l"])
-        .assert()
-        .success()
+    env.run(["list", "-l"])
         .stdout(format!(
             "{etag_a}\t{}\t2001-02-03T04:05:06Z\ta/x\n{etag_b}\t{}\t2024-02-29T23:59:59Z\tb\n",
             doc_a.len(),
             doc_b.len()
         ))
-        .stderr("");
-    env.cmd()
-        .args(["list", "--long", "b"])
-        .assert()
-        .success()
+        .check();
+    env.run(["list", "--long", "b"])
         .stdout(format!(
             "{etag_b}\t{}\t2024-02-29T23:59:59Z\tb\n",
             doc_b.len()
         ))
-        .stderr("");
+        .check();
 }
 
 #[test]
@@ -614,12 +511,10 @@ fn list_json_prints_one_object_a_line_with_key_etag_size_and_modified() {
 fn list_with_both_long_and_json_is_a_usage_error() {
     let env = TestStore::new();
     env.put("k", "1");
-    env.cmd()
-        .args(["list", "-l", "--json"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(one_error_line());
+    env.run(["list", "-l", "--json"])
+        .error_line()
+        .status(2)
+        .check();
 }
 
 #[test]
@@ -697,12 +592,9 @@ fn the_environment_variable_names_the_store_when_no_flag_is_given() {
 #[test]
 fn the_default_store_is_filestore_in_the_current_directory() {
     let env = TestStore::new();
-    env.cmd_without_store()
-        .args(["set", "k", "3", "--etag", ""])
-        .assert()
-        .success()
+    env.run_without_store(["set", "k", "3", "--etag", ""])
         .stdout(line(&md5_hex(b"3")))
-        .stderr("");
+        .check();
     assert_eq!(
         fs::read(env.root().join("_filestore/k.json")).unwrap(),
         b"3"
@@ -719,14 +611,11 @@ fn the_default_store_is_filestore_in_the_current_directory() {
 fn global_options_may_come_after_the_subcommand() {
     let env = TestStore::new();
     env.put("k", "[]");
-    env.cmd_without_store()
-        .args(["get", "k", "--store"])
+    env.run_without_store(["get", "k", "--store"])
         .arg(env.store())
         .args(["--lock-timeout", "1"])
-        .assert()
-        .success()
         .stdout("[]")
-        .stderr("");
+        .check();
 }
 
 #[test]
@@ -798,12 +687,7 @@ fn usage_errors_exit_2_with_one_error_line() {
         &[],
     ];
     for args in cases {
-        env.cmd()
-            .args(*args)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(*args).error_line().status(2).check();
     }
     assert_eq!(env.snapshot(), before);
 }
@@ -855,38 +739,23 @@ fn reading_a_store_that_does_not_exist_behaves_as_empty_and_creates_nothing() {
         vec!["list", "--json"],
         vec!["list", "k"],
     ] {
-        env.cmd()
-            .args(args)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
+        env.run(args).check();
     }
     for args in [
         vec!["get", "k"],
         vec!["etag", "k"],
         vec!["get", "k", "-o", "out.json"],
     ] {
-        env.cmd()
-            .args(args)
-            .assert()
-            .code(4)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(args).error_line().status(4).check();
     }
-    env.cmd()
-        .args(["get", "k", "--default", "{}"])
-        .assert()
-        .success()
+    env.run(["get", "k", "--default", "{}"])
         .stdout("{}")
-        .stderr("");
+        .check();
     for etag in ["*", "0123456789abcdef0123456789abcdef"] {
-        env.cmd()
-            .args(["delete", "k", "--etag", etag])
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(["delete", "k", "--etag", etag])
+            .error_line()
+            .status(3)
+            .check();
     }
     assert_eq!(env.snapshot(), before);
     assert!(!env.store().exists());
@@ -962,10 +831,5 @@ fn the_etag_is_what_md5sum_prints_for_the_stored_file_and_for_get() {
     assert_eq!(md5sum("md5sum \"$1/k.json\""), etag);
     assert_eq!(md5sum("\"$0\" --store \"$1\" get k | md5sum"), etag);
     assert_eq!(etag, md5_hex(doc.as_bytes()));
-    env.cmd()
-        .args(["etag", "k"])
-        .assert()
-        .success()
-        .stdout(line(&etag))
-        .stderr("");
+    env.run(["etag", "k"]).stdout(line(&etag)).check();
 }

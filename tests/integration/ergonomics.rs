@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, TestStore};
+use crate::common::{md5_hex, require, TestStore};
 
 /// Starts `etagstore watch` in the background; returns the running process.
 fn watch(env: &TestStore, args: &[&str]) -> std::process::Child {
@@ -86,27 +86,22 @@ fn a_change_made_before_the_watch_starts_is_not_missed() {
     let env = TestStore::new();
     let old = env.put("cfg", "1");
     let new = env.put("cfg", "2");
-    env.cmd()
-        .args(["watch", "cfg", "--etag", &old, "--timeout", "60"])
-        .assert()
-        .success()
+    env.run(["watch", "cfg", "--etag", &old, "--timeout", "60"])
         .stdout(format!("{new}\n"))
-        .stderr("");
+        .check();
 }
 
 #[test]
 fn watch_times_out_with_exit_7_when_nothing_changes() {
     let env = TestStore::new();
     env.put("cfg", "1");
-    env.cmd()
-        .args(["watch", "cfg", "--timeout", "0.3"])
-        .assert()
-        .code(7)
-        .stdout("")
-        .stderr(
+    env.run(["watch", "cfg", "--timeout", "0.3"])
+        .stderr_matches(
             predicate::str::starts_with("error: watch timed out")
                 .and(predicate::function(|s: &str| s.lines().count() == 1)),
-        );
+        )
+        .status(7)
+        .check();
 }
 
 /// Keys and documents that a naive export would not bring back byte for byte.
@@ -211,17 +206,15 @@ fn import_skips_keys_that_exist_and_exits_3_unless_told_to_overwrite() {
     let env = TestStore::new();
     env.put("kept", "\"old\"");
     let lines = "{\"key\":\"kept\",\"value\":\"new\"}\n{\"key\":\"fresh\",\"value\":1}\n";
-    env.cmd()
-        .arg("import")
-        .write_stdin(lines)
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(
+    env.run(["import"])
+        .stdin(lines)
+        .stderr_matches(
             predicate::str::contains("imported 1, skipped 1")
                 .and(predicate::str::contains("error: 1 key(s) existed"))
                 .and(predicate::str::contains("--overwrite")),
-        );
+        )
+        .status(3)
+        .check();
     assert_eq!(env.file("kept").unwrap(), b"\"old\"");
     assert_eq!(env.file("fresh").unwrap(), b"1");
 
@@ -241,17 +234,13 @@ fn import_skips_keys_that_exist_and_exits_3_unless_told_to_overwrite() {
 fn a_malformed_line_stops_the_import_with_exit_6_after_the_lines_before_it() {
     let env = TestStore::new();
     let lines = "{\"key\":\"one\",\"value\":1}\n\n{\"key\":\"two\",\"value\":2}\n{\"key\":\"three\",\"value\":}\n{\"key\":\"four\",\"value\":4}\n";
-    env.cmd()
-        .arg("import")
-        .write_stdin(lines)
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(
-            predicate::str::contains("imported 2, skipped 0").and(predicate::str::contains(
-                "error: invalid document: line 4, column 24:",
-            )),
-        );
+    env.run(["import"])
+        .stdin(lines)
+        .stderr_matches(predicate::str::contains("imported 2, skipped 0").and(
+            predicate::str::contains("error: invalid document: line 4, column 24:"),
+        ))
+        .status(6)
+        .check();
     assert_eq!(env.file("one").unwrap(), b"1");
     assert_eq!(env.file("two").unwrap(), b"2");
     assert!(env.file("three").is_none() && env.file("four").is_none());
@@ -264,12 +253,11 @@ fn an_import_line_whose_value_does_not_match_its_etag_is_refused() {
         "{{\"key\":\"k\",\"etag\":\"{}\",\"value\":2}}\n",
         md5_hex(b"1")
     );
-    env.cmd()
-        .arg("import")
-        .write_stdin(line)
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains("does not match its etag"));
+    env.run(["import"])
+        .stdin(line)
+        .stderr_matches(predicate::str::contains("does not match its etag"))
+        .status(6)
+        .check();
     assert!(env.file("k").is_none());
 }
 
@@ -322,45 +310,52 @@ fn every_shell_gets_a_completion_script_and_the_man_page_is_roff() {
 fn error_lines_carry_the_next_step_for_codes_2_to_6() {
     let env = TestStore::new();
     let one_line = |s: &str| s.lines().count() == 1;
-    env.cmd().args(["get", "bad\tkey"]).assert().code(2).stderr(
-        predicate::str::contains("a key is 1 to 200 bytes").and(predicate::function(one_line)),
-    );
-    env.cmd().args(["get", "k"]).assert().code(4).stderr(
-        predicate::str::contains("--store DIR or ETAGSTORE_DIR").and(predicate::function(one_line)),
-    );
+    env.run(["get", "bad\tkey"])
+        .stderr_matches(
+            predicate::str::contains("a key is 1 to 200 bytes").and(predicate::function(one_line)),
+        )
+        .status(2)
+        .check();
+    env.run(["get", "k"])
+        .stderr_matches(
+            predicate::str::contains("--store DIR or ETAGSTORE_DIR")
+                .and(predicate::function(one_line)),
+        )
+        .status(4)
+        .check();
     let etag = env.put("k", "1");
-    env.cmd()
-        .args(["get", "other"])
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains(format!(
+    env.run(["get", "other"])
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store {} set other VALUE --etag ''",
             env.store().display()
-        )));
-    env.cmd()
-        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
-        .assert()
-        .code(3)
-        .stderr(
+        )))
+        .status(4)
+        .check();
+    env.run(["set", "k", "2", "--etag", &"0".repeat(32)])
+        .stderr_matches(
             predicate::str::contains(etag.as_str())
                 .and(predicate::str::contains(format!(
                     "etagstore --store {} get k",
                     env.store().display()
                 )))
                 .and(predicate::function(one_line)),
-        );
+        )
+        .status(3)
+        .check();
     env.holding_lock("k", || {
-        env.cmd()
-            .args(["--lock-timeout", "0.1", "set-unsafe", "k", "3"])
-            .assert()
-            .code(5)
-            .stderr(predicate::str::contains("--lock-timeout").and(predicate::function(one_line)));
+        env.run(["--lock-timeout", "0.1", "set-unsafe", "k", "3"])
+            .stderr_matches(
+                predicate::str::contains("--lock-timeout").and(predicate::function(one_line)),
+            )
+            .status(5)
+            .check();
     });
-    env.cmd()
-        .args(["set-unsafe", "k", "{\"a\" 1}"])
-        .assert()
-        .code(6)
-        .stderr(predicate::str::contains("line 1, column 6").and(predicate::function(one_line)));
+    env.run(["set-unsafe", "k", "{\"a\" 1}"])
+        .stderr_matches(
+            predicate::str::contains("line 1, column 6").and(predicate::function(one_line)),
+        )
+        .status(6)
+        .check();
 }
 
 /// A document just over the 64 MiB at which a progress bar may appear.
@@ -377,20 +372,14 @@ fn big_transfers_show_no_progress_when_stderr_is_not_a_terminal() {
     let env = TestStore::new();
     let big = big_document(&env);
     let etag = md5_hex(&std::fs::read(&big).unwrap());
-    env.cmd()
-        .args(["set-unsafe", "big", "-f"])
+    env.run(["set-unsafe", "big", "-f"])
         .arg(&big)
-        .assert()
-        .success()
         .stdout(format!("{etag}\n"))
-        .stderr("");
-    env.cmd()
-        .args(["get", "big", "-o"])
+        .check();
+    env.run(["get", "big", "-o"])
         .arg(env.root().join("out.json"))
-        .assert()
-        .success()
         .stdout(format!("{etag}\n"))
-        .stderr("");
+        .check();
     let export = env.cmd().arg("export").output().unwrap();
     assert!(export.status.success() && export.stderr.is_empty());
 }
@@ -398,8 +387,10 @@ fn big_transfers_show_no_progress_when_stderr_is_not_a_terminal() {
 #[test]
 fn big_transfers_show_progress_on_a_terminal() {
     // `script` gives the command a terminal; without it, there is nothing to show.
-    if Process::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED big_transfers_show_progress_on_a_terminal: no `script` (util-linux)");
+    if !require(
+        Process::new("script").arg("--version").output().is_ok(),
+        "big_transfers_show_progress_on_a_terminal: no `script` (util-linux)",
+    ) {
         return;
     }
     let env = TestStore::new();

@@ -42,13 +42,10 @@ fn malformed_etags(etag: &str) -> Vec<String> {
 fn set_with_the_current_etag_replaces_the_document() {
     let env = TestStore::new();
     let etag = env.put("k", OLD);
-    env.cmd()
-        .args(["set", "k", "--etag", &etag])
-        .write_stdin(NEW)
-        .assert()
-        .success()
+    env.run(["set", "k", "--etag", &etag])
+        .stdin(NEW)
         .stdout(line(&md5_hex(NEW.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), NEW.as_bytes());
 }
 
@@ -66,12 +63,9 @@ fn set_with_an_etag_from_get_output_or_etag_is_accepted() {
         .stdout
         .clone();
     let from_get = String::from_utf8(from_get).unwrap();
-    env.cmd()
-        .args(["set", "k", NEW, "--etag", from_get.trim_end()])
-        .assert()
-        .success()
+    env.run(["set", "k", NEW, "--etag", from_get.trim_end()])
         .stdout(line(&md5_hex(NEW.as_bytes())))
-        .stderr("");
+        .check();
     let from_etag = env
         .cmd()
         .args(["etag", "k"])
@@ -82,24 +76,18 @@ fn set_with_an_etag_from_get_output_or_etag_is_accepted() {
         .stdout
         .clone();
     let from_etag = String::from_utf8(from_etag).unwrap();
-    env.cmd()
-        .args(["set", "k", "3", "--etag", from_etag.trim_end()])
-        .assert()
-        .success()
+    env.run(["set", "k", "3", "--etag", from_etag.trim_end()])
         .stdout(line(&md5_hex(b"3")))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), b"3");
 }
 
 #[test]
 fn set_with_an_empty_etag_creates_a_missing_key() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "k", OLD, "--etag", ""])
-        .assert()
-        .success()
+    env.run(["set", "k", OLD, "--etag", ""])
         .stdout(line(&md5_hex(OLD.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), OLD.as_bytes());
 }
 
@@ -107,14 +95,11 @@ fn set_with_an_empty_etag_creates_a_missing_key() {
 fn set_with_an_empty_etag_is_exit_3_when_the_key_exists_and_changes_nothing() {
     let env = TestStore::new();
     let etag = env.put("k", OLD);
-    let before = env.snapshot();
-    env.cmd()
-        .args(["set", "k", NEW, "--etag", ""])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(mismatch("\"k\"", "\"\"", &etag));
-    assert_eq!(env.snapshot(), before);
+    env.run(["set", "k", NEW, "--etag", ""])
+        .stderr_matches(mismatch("\"k\"", "\"\"", &etag))
+        .status(3)
+        .unchanged()
+        .check();
     assert_eq!(env.file("k").unwrap(), OLD.as_bytes());
 }
 
@@ -122,12 +107,9 @@ fn set_with_an_empty_etag_is_exit_3_when_the_key_exists_and_changes_nothing() {
 fn set_with_star_replaces_an_existing_document_whatever_its_etag() {
     let env = TestStore::new();
     env.put("k", OLD);
-    env.cmd()
-        .args(["set", "k", NEW, "--etag", "*"])
-        .assert()
-        .success()
+    env.run(["set", "k", NEW, "--etag", "*"])
         .stdout(line(&md5_hex(NEW.as_bytes())))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), NEW.as_bytes());
 }
 
@@ -137,12 +119,10 @@ fn set_with_star_or_an_etag_on_a_missing_key_is_exit_3_and_creates_nothing() {
     env.put("other", "1");
     let before = env.snapshot();
     for etag in ["*".to_string(), md5_hex(OLD.as_bytes())] {
-        env.cmd()
-            .args(["set", "k", NEW, "--etag", &etag])
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(mismatch("\"k\"", &etag, "not exist"));
+        env.run(["set", "k", NEW, "--etag", &etag])
+            .stderr_matches(mismatch("\"k\"", &etag, "not exist"))
+            .status(3)
+            .check();
     }
     assert_eq!(env.snapshot(), before);
     assert!(!env.path("k").exists());
@@ -155,13 +135,11 @@ fn set_with_a_wrong_etag_is_exit_3_naming_the_key_and_both_etags_and_changes_not
     let etag = env.put("k", OLD);
     let before = env.snapshot();
     for wrong in wrong_etags(&etag) {
-        env.cmd()
-            .args(["set", "k", "--etag", &wrong])
-            .write_stdin(NEW)
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(mismatch("\"k\"", wrong.trim(), &etag));
+        env.run(["set", "k", "--etag", &wrong])
+            .stdin(NEW)
+            .stderr_matches(mismatch("\"k\"", wrong.trim(), &etag))
+            .status(3)
+            .check();
         assert_eq!(env.file("k").unwrap(), OLD.as_bytes(), "--etag {wrong:?}");
     }
     assert_eq!(env.snapshot(), before);
@@ -199,15 +177,13 @@ fn a_malformed_etag_is_a_usage_error_naming_the_fix_and_changes_nothing() {
     let before = env.snapshot();
     for given in malformed_etags(&etag) {
         for command in ["set", "delete"] {
-            let mut cmd = env.cmd();
-            cmd.args([command, "k", "--etag", &given]);
-            if command == "set" {
-                cmd.write_stdin(NEW);
-            }
-            cmd.assert()
-                .code(2)
-                .stdout("")
-                .stderr(one_error_line().and(predicate::str::contains("invalid --etag")));
+            let run = env.run([command, "k", "--etag", &given]);
+            let run = if command == "set" {
+                run.stdin(NEW)
+            } else {
+                run
+            };
+            run.error(["invalid --etag"]).status(2).check();
         }
     }
     let fixes = [
@@ -218,11 +194,10 @@ fn a_malformed_etag_is_a_usage_error_naming_the_fix_and_changes_nothing() {
         (format!("{etag}\n"), "no spaces".to_string()),
     ];
     for (given, fix) in fixes {
-        env.cmd()
-            .args(["set", "k", NEW, "--etag", &given])
-            .assert()
-            .code(2)
-            .stderr(one_error_line().and(predicate::str::contains(fix)));
+        env.run(["set", "k", NEW, "--etag", &given])
+            .error([fix])
+            .status(2)
+            .check();
     }
     assert_eq!(env.snapshot(), before);
 }
@@ -233,24 +208,17 @@ fn a_mismatch_names_an_awkward_key_on_the_single_error_line() {
     let key = "dir/naïve key";
     let etag = env.put(key, OLD);
     let wrong = md5_hex(b"x");
-    env.cmd()
-        .args(["set", key, NEW, "--etag", &wrong])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(mismatch(key, &wrong, &etag));
+    env.run(["set", key, NEW, "--etag", &wrong])
+        .stderr_matches(mismatch(key, &wrong, &etag))
+        .status(3)
+        .check();
 }
 
 #[test]
 fn delete_with_the_current_etag_removes_the_document() {
     let env = TestStore::new();
     let etag = env.put("k", OLD);
-    env.cmd()
-        .args(["delete", "k", "--etag", &etag])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    env.run(["delete", "k", "--etag", &etag]).check();
     assert!(!env.path("k").exists());
 }
 
@@ -258,12 +226,7 @@ fn delete_with_the_current_etag_removes_the_document() {
 fn delete_with_star_removes_any_version() {
     let env = TestStore::new();
     env.put("k", OLD);
-    env.cmd()
-        .args(["delete", "k", "--etag", "*"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    env.run(["delete", "k", "--etag", "*"]).check();
     assert!(!env.path("k").exists());
 }
 
@@ -273,19 +236,15 @@ fn delete_with_a_wrong_etag_is_exit_3_and_keeps_the_document() {
     let etag = env.put("k", OLD);
     let before = env.snapshot();
     for wrong in wrong_etags(&etag) {
-        env.cmd()
-            .args(["delete", "k", "--etag", &wrong])
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(mismatch("\"k\"", wrong.trim(), &etag));
+        env.run(["delete", "k", "--etag", &wrong])
+            .stderr_matches(mismatch("\"k\"", wrong.trim(), &etag))
+            .status(3)
+            .check();
     }
-    env.cmd()
-        .args(["delete", "k", "--etag", ""])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(mismatch("\"k\"", "\"\"", &etag));
+    env.run(["delete", "k", "--etag", ""])
+        .stderr_matches(mismatch("\"k\"", "\"\"", &etag))
+        .status(3)
+        .check();
     assert_eq!(env.snapshot(), before);
     assert_eq!(env.file("k").unwrap(), OLD.as_bytes());
 }
@@ -294,21 +253,14 @@ fn delete_with_a_wrong_etag_is_exit_3_and_keeps_the_document() {
 fn delete_of_a_missing_key_with_an_etag_or_star_is_exit_3_and_creates_nothing() {
     let env = TestStore::new();
     let etag = env.put("k", OLD);
-    env.cmd()
-        .args(["delete", "k", "--etag", &etag])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    env.run(["delete", "k", "--etag", &etag]).check();
     let before = env.snapshot();
     for given in [etag.as_str(), "*"] {
         for key in ["k", "never"] {
-            env.cmd()
-                .args(["delete", key, "--etag", given])
-                .assert()
-                .code(3)
-                .stdout("")
-                .stderr(mismatch(&format!("\"{key}\""), given, "not exist"));
+            env.run(["delete", key, "--etag", given])
+                .stderr_matches(mismatch(&format!("\"{key}\""), given, "not exist"))
+                .status(3)
+                .check();
         }
     }
     assert_eq!(env.snapshot(), before);
@@ -319,25 +271,15 @@ fn delete_of_a_missing_key_with_an_etag_or_star_is_exit_3_and_creates_nothing() 
 fn a_deleted_key_can_be_created_again_with_an_empty_etag() {
     let env = TestStore::new();
     let etag = env.put("k", OLD);
-    env.cmd()
-        .args(["delete", "k", "--etag", &etag])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
-    env.cmd()
-        .args(["set", "k", NEW, "--etag", ""])
-        .assert()
-        .success()
+    env.run(["delete", "k", "--etag", &etag]).check();
+    env.run(["set", "k", NEW, "--etag", ""])
         .stdout(line(&md5_hex(NEW.as_bytes())))
-        .stderr("");
+        .check();
     // The old ETag no longer matches anything.
-    env.cmd()
-        .args(["set", "k", OLD, "--etag", &etag])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(mismatch("\"k\"", &etag, &md5_hex(NEW.as_bytes())));
+    env.run(["set", "k", OLD, "--etag", &etag])
+        .stderr_matches(mismatch("\"k\"", &etag, &md5_hex(NEW.as_bytes())))
+        .status(3)
+        .check();
 }
 
 #[test]
@@ -347,18 +289,12 @@ fn writing_the_same_bytes_again_gives_the_same_etag() {
     let second = env.put("k", OLD);
     assert_eq!(first, second);
     // A compare-and-swap that writes the same bytes keeps the ETag valid.
-    env.cmd()
-        .args(["set", "k", OLD, "--etag", &first])
-        .assert()
-        .success()
+    env.run(["set", "k", OLD, "--etag", &first])
         .stdout(line(&first))
-        .stderr("");
-    env.cmd()
-        .args(["set", "k", NEW, "--etag", &first])
-        .assert()
-        .success()
+        .check();
+    env.run(["set", "k", NEW, "--etag", &first])
         .stdout(line(&md5_hex(NEW.as_bytes())))
-        .stderr("");
+        .check();
     // The same bytes under another key have the same ETag too.
     assert_eq!(env.put("copy", NEW), md5_hex(NEW.as_bytes()));
 }
@@ -372,12 +308,10 @@ fn any_byte_changes_the_etag() {
     assert_ne!(plain, spaced);
     assert_ne!(spaced, newline);
     assert_ne!(plain, newline);
-    env.cmd()
-        .args(["set", "k", "{\"a\":1}", "--etag", &plain])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(mismatch("\"k\"", &plain, &newline));
+    env.run(["set", "k", "{\"a\":1}", "--etag", &plain])
+        .stderr_matches(mismatch("\"k\"", &plain, &newline))
+        .status(3)
+        .check();
 }
 
 #[test]

@@ -4,11 +4,12 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, one_error_line, running_as_root, TestStore};
+use crate::common::{md5_hex, one_error_line, require, running_as_root, TestStore};
 
 const KEPT: &str = "{\"kept\": true}\n";
 
@@ -22,12 +23,7 @@ fn a_missing_input_file_exits_1_and_changes_nothing() {
         vec!["set", "new", "-f", "no-such.json", "--etag", ""],
         vec!["set-unsafe", "k", "-f", "no-such.json"],
     ] {
-        env.cmd()
-            .args(args)
-            .assert()
-            .code(1)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains("no-such.json")));
+        env.run(args).error(["no-such.json"]).status(1).check();
     }
     assert_eq!(env.snapshot(), before);
 }
@@ -35,12 +31,10 @@ fn a_missing_input_file_exits_1_and_changes_nothing() {
 #[test]
 fn a_missing_input_file_on_a_new_store_creates_nothing() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set-unsafe", "k", "-f", "no-such.json"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("no-such.json")));
+    env.run(["set-unsafe", "k", "-f", "no-such.json"])
+        .error(["no-such.json"])
+        .status(1)
+        .check();
     assert!(!env.store().exists());
 }
 
@@ -54,12 +48,7 @@ fn an_input_file_that_is_a_directory_exits_1_and_changes_nothing() {
         vec!["set", "k", "-f", "a-dir", "--etag", &etag],
         vec!["set-unsafe", "new", "-f", "a-dir"],
     ] {
-        env.cmd()
-            .args(args)
-            .assert()
-            .code(1)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains("a-dir")));
+        env.run(args).error(["a-dir"]).status(1).check();
     }
     assert_eq!(env.snapshot(), before);
     assert!(env.temp_files().is_empty());
@@ -72,26 +61,22 @@ fn an_output_path_in_a_missing_directory_exits_1_and_creates_no_file() {
     env.put("k", KEPT);
     let before = env.snapshot();
     for out in ["no-such-dir/out.json", "no-such-dir/deeper/out.json"] {
-        env.cmd()
-            .args(["get", "k", "-o", out])
-            .assert()
-            .code(1)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains(out)));
+        env.run(["get", "k", "-o", out])
+            .error([out])
+            .status(1)
+            .check();
     }
-    env.cmd()
-        .args([
-            "get",
-            "missing",
-            "--default",
-            "{}",
-            "-o",
-            "no-such-dir/out.json",
-        ])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(one_error_line());
+    env.run([
+        "get",
+        "missing",
+        "--default",
+        "{}",
+        "-o",
+        "no-such-dir/out.json",
+    ])
+    .error_line()
+    .status(1)
+    .check();
     assert_eq!(env.snapshot(), before);
     assert!(!env.root().join("no-such-dir").exists());
 }
@@ -101,32 +86,28 @@ fn an_output_path_that_is_a_directory_exits_1() {
     let env = TestStore::new();
     env.put("k", KEPT);
     fs::create_dir(env.root().join("a-dir")).unwrap();
-    let before = env.snapshot();
-    env.cmd()
-        .args(["get", "k", "-o", "a-dir"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("a-dir")));
-    assert_eq!(env.snapshot(), before);
+    env.run(["get", "k", "-o", "a-dir"])
+        .error(["a-dir"])
+        .status(1)
+        .unchanged()
+        .check();
 }
 
 #[test]
 fn an_output_that_runs_out_of_space_exits_1_and_prints_no_etag() {
-    if !Path::new("/dev/full").exists() {
-        eprintln!("skipped: no /dev/full on this system");
+    if !require(
+        Path::new("/dev/full").exists(),
+        "no /dev/full on this system",
+    ) {
         return;
     }
     let env = TestStore::new();
     env.put("k", KEPT);
-    let before = env.snapshot();
-    env.cmd()
-        .args(["get", "k", "-o", "/dev/full"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("/dev/full")));
-    assert_eq!(env.snapshot(), before);
+    env.run(["get", "k", "-o", "/dev/full"])
+        .error(["/dev/full"])
+        .status(1)
+        .unchanged()
+        .check();
 }
 
 #[test]
@@ -149,12 +130,7 @@ fn a_store_path_that_is_a_regular_file_exits_1_and_changes_nothing() {
         &["list"],
     ];
     for args in runs {
-        env.cmd()
-            .args(args)
-            .assert()
-            .code(1)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains("store")));
+        env.run(args).error(["store"]).status(1).check();
     }
     assert_eq!(env.snapshot(), before);
     assert_eq!(fs::read(env.store()).unwrap(), b"not a directory");
@@ -173,21 +149,17 @@ fn a_held_lock_makes_writers_exit_5_after_the_lock_timeout_and_changes_nothing()
             &["delete", "k", "--etag", &etag],
         ];
         for args in runs {
-            env.cmd()
-                .args(["--lock-timeout", "0.2"])
+            env.run(["--lock-timeout", "0.2"])
                 .args(args)
-                .assert()
-                .code(5)
-                .stdout("")
-                .stderr(one_error_line().and(predicate::str::contains("\"k\"")));
+                .error(["\"k\""])
+                .status(5)
+                .check();
         }
         // `--lock-timeout 0` means "do not wait", not "wait forever".
-        env.cmd()
-            .args(["set-unsafe", "k", "{}", "--lock-timeout", "0"])
-            .assert()
-            .code(5)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(["set-unsafe", "k", "{}", "--lock-timeout", "0"])
+            .error_line()
+            .status(5)
+            .check();
     });
     assert_eq!(env.snapshot(), before);
     assert_eq!(env.file("k").unwrap(), KEPT.as_bytes());
@@ -199,30 +171,30 @@ fn a_writer_proceeds_once_the_lock_is_released() {
     let env = TestStore::new();
     let etag = env.put("k", KEPT);
     env.holding_lock("k", || {
-        env.cmd()
-            .args(["set", "k", "{}", "--etag", &etag, "--lock-timeout", "0"])
-            .assert()
-            .code(5)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(["set", "k", "{}", "--etag", &etag, "--lock-timeout", "0"])
+            .error_line()
+            .status(5)
+            .check();
     });
-    env.cmd()
-        .args(["set", "k", "{}", "--etag", &etag, "--lock-timeout", "0"])
-        .assert()
-        .success()
+    env.run(["set", "k", "{}", "--etag", &etag, "--lock-timeout", "0"])
         .stdout(format!("{}\n", md5_hex(b"{}")))
-        .stderr("");
+        .check();
     assert_eq!(env.file("k").unwrap(), b"{}");
 }
 
+/// The uid and gid of `nobody`.
+const NOBODY: u32 = 65534;
+
 #[test]
 fn a_read_only_store_exits_1_and_changes_nothing() {
-    if running_as_root() {
-        eprintln!("skipped: running as root, whom a read-only directory does not stop");
-        return;
-    }
     let env = TestStore::new();
     let etag = env.put("k", KEPT);
+    // A read-only directory does not stop root, so root runs the writers
+    // as `nobody`, who may enter the temporary directory but write nothing.
+    let as_root = running_as_root();
+    if as_root {
+        fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let before = env.snapshot();
     let set_mode = |path: &Path, mode: u32| {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -239,7 +211,13 @@ fn a_read_only_store_exits_1_and_changes_nothing() {
     ];
     let results: Vec<_> = runs
         .iter()
-        .map(|args| env.cmd().args(*args).output().unwrap())
+        .map(|args| {
+            let mut cmd = env.process();
+            if as_root {
+                cmd.uid(NOBODY).gid(NOBODY);
+            }
+            cmd.args(*args).output().unwrap()
+        })
         .collect();
     for dir in &dirs {
         set_mode(dir, 0o755);

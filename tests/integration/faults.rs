@@ -14,7 +14,7 @@ use predicates::prelude::*;
 
 #[cfg(feature = "test-hooks")]
 use crate::common::md5_hex;
-use crate::common::{one_error_line, running_as_root, Immutable, TestStore};
+use crate::common::{one_error_line, require, running_as_root, skip, Immutable, TestStore};
 
 /// The stored document that every failed write must leave as it was.
 const OLD: &str = "{\"n\": 1}\n";
@@ -268,14 +268,14 @@ struct ReadOnlyMount(PathBuf);
 
 impl ReadOnlyMount {
     /// Mounts `source` read-only on the existing directory `target`; `None`,
-    /// with a visible message, where mounting is not allowed.
+    /// after `skip`, where mounting is not allowed.
     fn new(source: &Path, target: &Path) -> Option<ReadOnlyMount> {
         let mount = |args: &[&std::ffi::OsStr]| {
             let out = StdCommand::new("mount").args(args).output();
             match out {
                 Ok(out) if out.status.success() => true,
                 other => {
-                    eprintln!("skipped: mount {args:?} failed: {other:?}");
+                    skip(&format!("mount {args:?} failed: {other:?}"));
                     false
                 }
             }
@@ -299,8 +299,7 @@ impl Drop for ReadOnlyMount {
 
 #[test]
 fn a_read_only_store_fails_every_write_with_exit_1_and_still_reads() {
-    if !running_as_root() {
-        eprintln!("skipped: a read-only bind mount needs root");
+    if !require(running_as_root(), "a read-only bind mount needs root") {
         return;
     }
     let env = TestStore::new();
@@ -351,8 +350,7 @@ fn a_read_only_store_fails_every_write_with_exit_1_and_still_reads() {
 
 #[test]
 fn an_immutable_store_directory_fails_every_write_of_a_document_with_exit_1() {
-    if !running_as_root() {
-        eprintln!("skipped: chattr +i needs root");
+    if !require(running_as_root(), "chattr +i needs root") {
         return;
     }
     let env = TestStore::new();

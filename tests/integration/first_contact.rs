@@ -72,16 +72,15 @@ fn script(env: &TestStore, name: &str, body: &str) -> PathBuf {
 fn set_with_star_on_a_missing_key_says_to_create_it_not_to_retry() {
     let env = TestStore::new();
     for etag in ["*", "0123456789abcdef0123456789abcdef"] {
-        env.cmd()
-            .args(["set", "k", "1", "--etag", etag])
-            .assert()
-            .code(3)
-            .stderr(
+        env.run(["set", "k", "1", "--etag", etag])
+            .stderr_matches(
                 one_error_line()
                     .and(predicate::str::contains("does not exist; create it with:"))
                     .and(predicate::str::contains("set k VALUE --etag ''"))
                     .and(predicate::str::contains("retry").not()),
-            );
+            )
+            .status(3)
+            .check();
     }
     assert!(!env.path("k").exists());
 }
@@ -112,31 +111,26 @@ fn every_suggested_command_names_a_store_that_is_not_the_default() {
         } else {
             expected_store
         };
-        env.cmd_without_store()
-            .args(&args)
-            .assert()
-            .code(3)
-            .stderr(one_error_line().and(predicate::str::contains(format!(
-                "etagstore --store {expected_store} "
-            ))));
+        env.run_without_store(&args)
+            .error([format!("etagstore --store {expected_store} ")])
+            .status(3)
+            .check();
     }
     // Through ETAGSTORE_DIR, too.
-    env.cmd_without_store()
+    env.run_without_store(["set", "k", "2", "--etag", &"0".repeat(32)])
         .env("ETAGSTORE_DIR", &store)
-        .args(["set", "k", "2", "--etag", &"0".repeat(32)])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains(format!(
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store {store} get k"
-        )));
+        )))
+        .status(3)
+        .check();
     // The default store is not repeated.
     let default = TestStore::new();
     default
-        .cmd_without_store()
-        .args(["set", "k", "1", "--etag", "*"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("create it with: etagstore set k"));
+        .run_without_store(["set", "k", "1", "--etag", "*"])
+        .stderr_matches(predicate::str::contains("create it with: etagstore set k"))
+        .status(3)
+        .check();
     assert_eq!(env.file("k").unwrap(), b"1", "{etag}");
 }
 
@@ -144,55 +138,51 @@ fn every_suggested_command_names_a_store_that_is_not_the_default() {
 fn a_store_with_a_space_is_quoted_for_the_shell_in_hints() {
     let env = TestStore::new();
     let store = env.root().join("my store");
-    env.cmd_without_store()
-        .arg("--store")
+    env.run_without_store(["--store"])
         .arg(&store)
         .args(["set", "k", "1", "--etag", "*"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains(format!(
+        .stderr_matches(predicate::str::contains(format!(
             "etagstore --store '{}' set k VALUE --etag ''",
             store.display()
-        )));
+        )))
+        .status(3)
+        .check();
 }
 
 #[test]
 fn no_arguments_print_the_usage_and_the_commands_with_exit_2() {
     let env = TestStore::new();
-    env.cmd_without_store().assert().code(2).stdout("").stderr(
-        predicate::str::contains("Usage: etagstore")
-            .and(predicate::str::contains("Commands:"))
-            .and(predicate::str::contains("set-unsafe")),
-    );
+    env.run_without_store([""; 0])
+        .stderr_matches(
+            predicate::str::contains("Usage: etagstore")
+                .and(predicate::str::contains("Commands:"))
+                .and(predicate::str::contains("set-unsafe")),
+        )
+        .status(2)
+        .check();
 }
 
 #[test]
 fn usage_errors_point_at_the_subcommand_help_and_give_the_right_tip() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "k", "1"])
-        .assert()
-        .code(2)
-        .stderr(one_error_line().and(predicate::str::contains("(see 'etagstore set --help')")));
-    env.cmd()
-        .args(["set-unsafe", "k", "1", "--etag", "*"])
-        .assert()
-        .code(2)
-        .stderr(
+    env.run(["set", "k", "1"])
+        .error(["(see 'etagstore set --help')"])
+        .status(2)
+        .check();
+    env.run(["set-unsafe", "k", "1", "--etag", "*"])
+        .stderr_matches(
             one_error_line()
                 .and(predicate::str::contains("set-unsafe takes no --etag"))
                 .and(predicate::str::contains("etagstore set KEY VALUE --etag E"))
                 .and(predicate::str::contains("to pass '--etag' as a value").not()),
-        );
+        )
+        .status(2)
+        .check();
     for args in [
         vec!["--lock-timeout", "-1", "get", "k"],
         vec!["watch", "k", "--timeout", "-1"],
     ] {
-        env.cmd()
-            .args(&args)
-            .assert()
-            .code(2)
-            .stderr(one_error_line().and(predicate::str::contains("must be ≥ 0")));
+        env.run(&args).error(["must be ≥ 0"]).status(2).check();
     }
     assert!(!env.store().exists());
 }
@@ -201,24 +191,19 @@ fn usage_errors_point_at_the_subcommand_help_and_give_the_right_tip() {
 fn a_file_name_or_a_bare_string_as_value_gets_the_fix() {
     let env = TestStore::new();
     std::fs::write(env.root().join("config.json"), "{}").unwrap();
-    env.cmd()
-        .args(["set", "config", "config.json", "--etag", ""])
-        .assert()
-        .code(6)
-        .stderr(one_error_line().and(predicate::str::contains("did you mean -f config.json?")));
-    env.cmd()
-        .args(["set-unsafe", "name", "Ann Lee"])
-        .assert()
-        .code(6)
-        .stderr(one_error_line().and(predicate::str::contains(
-            r#"a string must be quoted as JSON: '"Ann Lee"'"#,
-        )));
+    env.run(["set", "config", "config.json", "--etag", ""])
+        .error(["did you mean -f config.json?"])
+        .status(6)
+        .check();
+    env.run(["set-unsafe", "name", "Ann Lee"])
+        .error([r#"a string must be quoted as JSON: '"Ann Lee"'"#])
+        .status(6)
+        .check();
     // Broken JSON that is not one of those two mistakes gets no guess.
-    env.cmd()
-        .args(["set-unsafe", "name", "{x"])
-        .assert()
-        .code(6)
-        .stderr(one_error_line().and(predicate::str::contains("did you mean").not()));
+    env.run(["set-unsafe", "name", "{x"])
+        .stderr_matches(one_error_line().and(predicate::str::contains("did you mean").not()))
+        .status(6)
+        .check();
     assert!(!env.path("config").exists() && !env.path("name").exists());
 }
 
@@ -306,11 +291,10 @@ fn man_dir_writes_one_page_a_subcommand_with_exit_codes_and_examples_kept_as_wri
         .assert()
         .success()
         .stdout(predicate::str::contains(".TH etagstore-set 1"));
-    env.cmd()
-        .args(["man", "sett"])
-        .assert()
-        .code(2)
-        .stderr(one_error_line().and(predicate::str::contains("set-unsafe")));
+    env.run(["man", "sett"])
+        .error(["set-unsafe"])
+        .status(2)
+        .check();
 }
 
 #[test]
@@ -446,12 +430,9 @@ fn export_prints_every_good_document_and_names_each_bad_key_then_exits_1() {
 fn get_o_dash_writes_the_document_to_stdout_as_curl_does() {
     let env = TestStore::new();
     env.put("k", "{\"a\": 1}\n");
-    env.cmd()
-        .args(["get", "k", "-o", "-"])
-        .assert()
-        .success()
+    env.run(["get", "k", "-o", "-"])
         .stdout("{\"a\": 1}\n")
-        .stderr("");
+        .check();
     assert!(!env.root().join("-").exists());
 }
 
@@ -504,20 +485,19 @@ fn lock_timeout_is_shown_only_on_the_commands_that_take_the_lock() {
         .success()
         .stdout("2");
     // The value after the subcommand is the one that counts, and is checked.
-    env.cmd()
-        .args([
-            "--lock-timeout",
-            "1",
-            "delete",
-            "k",
-            "--etag",
-            "*",
-            "--lock-timeout",
-            "-1",
-        ])
-        .assert()
-        .code(2)
-        .stderr(one_error_line().and(predicate::str::contains("must be ≥ 0")));
+    env.run([
+        "--lock-timeout",
+        "1",
+        "delete",
+        "k",
+        "--etag",
+        "*",
+        "--lock-timeout",
+        "-1",
+    ])
+    .error(["must be ≥ 0"])
+    .status(2)
+    .check();
 }
 
 #[test]
@@ -555,41 +535,36 @@ fn every_subcommand_help_has_examples_to_paste_and_its_exit_codes() {
 fn edit_of_a_missing_key_suggests_default_with_the_store() {
     let env = TestStore::new();
     env.put("other", "1");
-    env.cmd()
-        .args(["edit", "k", "--jq", ".n = 1"])
-        .assert()
-        .code(4)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains(format!(
+    env.run(["edit", "k", "--jq", ".n = 1"])
+        .stderr_matches(one_error_line().and(predicate::str::contains(format!(
             "etagstore --store {} edit k --default",
             env.store().display()
-        ))));
-    env.cmd()
-        .args(["get", "k"])
-        .assert()
-        .code(4)
-        .stderr(one_error_line().and(predicate::str::contains(format!(
+        ))))
+        .status(4)
+        .check();
+    env.run(["get", "k"])
+        .stderr_matches(one_error_line().and(predicate::str::contains(format!(
             "create it with: etagstore --store {} set k VALUE --etag ''",
             env.store().display()
-        ))));
+        ))))
+        .status(4)
+        .check();
     assert!(env.file("k").is_none());
 }
 
 #[test]
 fn import_errors_give_the_line_and_column_in_one_style() {
     let env = TestStore::new();
-    env.cmd()
-        .arg("import")
-        .write_stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(
+    env.run(["import"])
+        .stdin("{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":[1,}\n")
+        .stderr_matches(
             predicate::str::contains(
                 "imported 1, skipped 0\nerror: invalid document: line 2, column 23: ",
             )
             .and(predicate::str::contains("at line").not()),
-        );
+        )
+        .status(6)
+        .check();
     assert!(env.file("b").is_none());
 }
 

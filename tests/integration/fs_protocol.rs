@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
-use crate::common::{md5_hex, running_as_root, TestStore};
+use crate::common::{md5_hex, require, running_as_root, skip, TestStore};
 
 /// An ext4 image with 128-byte inodes (one-second timestamps), loop-mounted;
 /// unmounted when dropped.
@@ -30,7 +30,8 @@ pub struct CoarseFs {
 
 impl CoarseFs {
     /// `None`, after a `SKIPPED` line, where it cannot be mounted (not root,
-    /// no loop device); in CI (`CI=true`) that is a failure instead.
+    /// no loop device); where the environment is required that is a
+    /// failure instead (see `require`).
     pub fn mount(test: &str) -> Option<CoarseFs> {
         let mounted = if running_as_root() {
             CoarseFs::try_mount()
@@ -40,13 +41,9 @@ impl CoarseFs {
         match mounted {
             Ok(fs) => Some(fs),
             Err(reason) => {
-                assert!(
-                    !(running_as_root() && std::env::var("CI").is_ok_and(|ci| ci == "true")),
-                    "{test}: cannot mount an ext4 image with 128-byte inodes: {reason}"
-                );
-                eprintln!(
-                    "SKIPPED: {test}: needs an ext4 image with 1-second timestamps: {reason}"
-                );
+                skip(&format!(
+                    "{test}: needs an ext4 image with 1-second timestamps: {reason}"
+                ));
                 None
             }
         }
@@ -182,7 +179,7 @@ const SIZES: [usize; 2] = [24, 100 << 10];
 #[cfg(not(feature = "test-hooks"))]
 #[test]
 fn the_stale_compare_and_swap_tests_need_the_test_hooks_feature() {
-    eprintln!("SKIPPED: the paused-writer tests need `--features test-hooks`");
+    skip("the paused-writer tests need `--features test-hooks`");
 }
 
 #[cfg(feature = "test-hooks")]
@@ -527,8 +524,10 @@ fn a_rewrite_keeps_the_mode_an_operator_gave_the_document() {
 #[test]
 fn a_rewrite_keeps_the_documents_owner_and_group_where_allowed() {
     use std::os::unix::fs::MetadataExt;
-    if !running_as_root() {
-        eprintln!("SKIPPED: keeping another user's ownership needs root");
+    if !require(
+        running_as_root(),
+        "keeping another user's ownership needs root",
+    ) {
         return;
     }
     let env = TestStore::new();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, one_error_line, running_as_root, Immutable, TestStore};
+use crate::common::{md5_hex, one_error_line, require, running_as_root, Immutable, TestStore};
 
 /// The document already stored under `k`, which no row may change.
 const KEPT: &str = "{\"kept\": true}\n";
@@ -233,15 +233,12 @@ fn hostile_input_gets_its_documented_exit_code_and_touches_nothing_else() {
             .stderr("");
     }
     // A number out of double range is not rounded on the way out either.
-    env.cmd()
-        .args(["get", "n1", "--json"])
-        .assert()
-        .success()
+    env.run(["get", "n1", "--json"])
         .stdout(format!(
             "{{\"key\":\"n1\",\"etag\":\"{}\",\"value\":1e400}}\n",
             md5_hex(b"1e400")
         ))
-        .stderr("");
+        .check();
 }
 
 #[test]
@@ -255,23 +252,17 @@ fn a_50_mib_string_is_stored_and_read_back_whole() {
     }
     doc.push(b'"');
     let etag = md5_hex(&doc);
-    env.cmd()
-        .args(["set-unsafe", "huge"])
-        .write_stdin(doc.clone())
-        .assert()
-        .success()
+    env.run(["set-unsafe", "huge"])
+        .stdin(doc.clone())
         .stdout(format!("{etag}\n"))
-        .stderr("");
+        .check();
     let out = env.cmd().args(["get", "huge"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout.len(), doc.len());
     assert_eq!(md5_hex(&out.stdout), etag);
-    env.cmd()
-        .args(["etag", "huge"])
-        .assert()
-        .success()
+    env.run(["etag", "huge"])
         .stdout(format!("{etag}\n"))
-        .stderr("");
+        .check();
     let out = env.cmd().args(["get", "huge", "--json"]).output().unwrap();
     assert!(out.status.success());
     let mut envelope = format!("{{\"key\":\"huge\",\"etag\":\"{etag}\",\"value\":").into_bytes();
@@ -314,14 +305,17 @@ fn a_document_replaced_by_a_symlink_is_never_followed_out_of_the_store() {
         &["edit", "k", "--", "cat"],
     ];
     for args in runs {
-        env.cmd().args(args).assert().code(1).stdout("").stderr(
-            one_error_line()
-                .and(predicate::str::contains("symbolic link"))
-                .and(predicate::str::contains(format!(
-                    "'{}'",
-                    env.path("k").display()
-                ))),
-        );
+        env.run(args)
+            .stderr_matches(
+                one_error_line()
+                    .and(predicate::str::contains("symbolic link"))
+                    .and(predicate::str::contains(format!(
+                        "'{}'",
+                        env.path("k").display()
+                    ))),
+            )
+            .status(1)
+            .check();
         assert_eq!(env.snapshot(), before, "{args:?}");
     }
     // A listing names the link, lists the rest (nothing here) and exits 1.
@@ -344,12 +338,9 @@ fn a_document_replaced_by_a_symlink_is_never_followed_out_of_the_store() {
 fn set_unsafe_replaces_a_symlinked_document_and_leaves_its_target_alone() {
     let (env, outside) = store_with_a_link();
     let target = fs::read(&outside).unwrap();
-    env.cmd()
-        .args(["set-unsafe", "k", "{\"new\": 1}"])
-        .assert()
-        .success()
+    env.run(["set-unsafe", "k", "{\"new\": 1}"])
         .stdout(format!("{}\n", md5_hex(b"{\"new\": 1}")))
-        .stderr("");
+        .check();
     assert!(fs::symlink_metadata(env.path("k")).unwrap().is_file());
     assert_eq!(env.file("k").unwrap(), b"{\"new\": 1}");
     assert_eq!(fs::read(&outside).unwrap(), target);
@@ -357,8 +348,7 @@ fn set_unsafe_replaces_a_symlinked_document_and_leaves_its_target_alone() {
 
 #[test]
 fn an_unwritable_lock_directory_fails_a_new_key_with_exit_1_and_changes_nothing() {
-    if !running_as_root() {
-        eprintln!("skipped: chattr +i needs root");
+    if !require(running_as_root(), "chattr +i needs root") {
         return;
     }
     let env = TestStore::new();
@@ -374,15 +364,13 @@ fn an_unwritable_lock_directory_fails_a_new_key_with_exit_1_and_changes_nothing(
         &["edit", "new", "--default", "{}", "--", "sh", "-c", "echo 1"],
     ];
     for args in runs {
-        env.cmd()
-            .args(args)
-            .assert()
-            .code(1)
-            .stdout("")
-            .stderr(one_error_line().and(predicate::str::contains(format!(
+        env.run(args)
+            .stderr_matches(one_error_line().and(predicate::str::contains(format!(
                 "the store '{}' is not writable",
                 env.store().display()
-            ))));
+            ))))
+            .status(1)
+            .check();
         assert_eq!(env.snapshot(), before, "{args:?}");
     }
     drop(immutable);

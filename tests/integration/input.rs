@@ -118,13 +118,11 @@ fn invalid_documents_on_standard_input_exit_6_and_change_nothing() {
             &["set-unsafe", "new"],
         ];
         for args in runs {
-            env.cmd()
-                .args(args)
-                .write_stdin(doc.clone())
-                .assert()
-                .code(6)
-                .stdout("")
-                .stderr(invalid_document_error());
+            env.run(args)
+                .stdin(doc.clone())
+                .stderr_matches(invalid_document_error())
+                .status(6)
+                .check();
         }
         assert_nothing_changed(&env, &before, case);
     }
@@ -141,12 +139,10 @@ fn invalid_documents_from_a_file_exit_6_and_change_nothing() {
             vec!["set", "k", "-f", "input.json", "--etag", &etag],
             vec!["set-unsafe", "new", "-f", "input.json"],
         ] {
-            env.cmd()
-                .args(args)
-                .assert()
-                .code(6)
-                .stdout("")
-                .stderr(invalid_document_error());
+            env.run(args)
+                .stderr_matches(invalid_document_error())
+                .status(6)
+                .check();
         }
         assert_nothing_changed(&env, &before, case);
     }
@@ -161,12 +157,10 @@ fn invalid_documents_as_an_argument_exit_6_and_change_nothing() {
             vec!["set", "k", doc, "--etag", &etag],
             vec!["set-unsafe", "new", doc],
         ] {
-            env.cmd()
-                .args(args)
-                .assert()
-                .code(6)
-                .stdout("")
-                .stderr(invalid_document_error());
+            env.run(args)
+                .stderr_matches(invalid_document_error())
+                .status(6)
+                .check();
         }
         assert_nothing_changed(&env, &before, doc);
     }
@@ -189,20 +183,16 @@ fn a_container_left_open_after_a_number_is_rejected() {
         "{\"a\":[{\"b\":2",
     ] {
         for args in [vec!["set", "k", "--etag", &etag], vec!["set-unsafe", "new"]] {
-            env.cmd()
-                .args(args)
-                .write_stdin(doc)
-                .assert()
-                .code(6)
-                .stdout("")
-                .stderr(invalid_document_error());
+            env.run(args)
+                .stdin(doc)
+                .stderr_matches(invalid_document_error())
+                .status(6)
+                .check();
         }
-        env.cmd()
-            .args(["get", "missing", "--default", doc])
-            .assert()
-            .code(6)
-            .stdout("")
-            .stderr(invalid_document_error());
+        env.run(["get", "missing", "--default", doc])
+            .stderr_matches(invalid_document_error())
+            .status(6)
+            .check();
         assert_nothing_changed(&env, &before, doc);
     }
 }
@@ -210,13 +200,11 @@ fn a_container_left_open_after_a_number_is_rejected() {
 #[test]
 fn a_rejected_first_write_leaves_no_document_temporary_file_or_lock() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "new", "--etag", ""])
-        .write_stdin("{oops")
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(invalid_document_error());
+    env.run(["set", "new", "--etag", ""])
+        .stdin("{oops")
+        .stderr_matches(invalid_document_error())
+        .status(6)
+        .check();
     assert!(env.json_files().is_empty());
     assert!(env.temp_files().is_empty());
     assert!(!env.lock_file("new").exists());
@@ -228,13 +216,11 @@ fn a_rejected_write_is_exit_6_even_when_the_precondition_also_fails() {
     // problem to report, and it is found before any lock is taken.
     let (env, _) = store_with_a_document();
     let before = env.snapshot();
-    env.cmd()
-        .args(["set", "k", "--etag", &md5_hex(b"stale")])
-        .write_stdin("not json")
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(invalid_document_error());
+    env.run(["set", "k", "--etag", &md5_hex(b"stale")])
+        .stdin("not json")
+        .stderr_matches(invalid_document_error())
+        .status(6)
+        .check();
     assert_nothing_changed(&env, &before, "stale etag and bad input");
 }
 
@@ -242,13 +228,10 @@ fn a_rejected_write_is_exit_6_even_when_the_precondition_also_fails() {
 fn nesting_128_deep_is_accepted_byte_for_byte() {
     let env = TestStore::new();
     for doc in [nested(128), nested_objects(128)] {
-        env.cmd()
-            .args(["set-unsafe", "deep"])
-            .write_stdin(doc.clone())
-            .assert()
-            .success()
+        env.run(["set-unsafe", "deep"])
+            .stdin(doc.clone())
             .stdout(format!("{}\n", md5_hex(&doc)))
-            .stderr("");
+            .check();
         assert_eq!(env.file("deep").unwrap(), doc);
     }
 }
@@ -263,20 +246,15 @@ fn nesting_129_deep_is_rejected_but_128_levels_twice_in_a_row_are_fine() {
     siblings.push(b',');
     siblings.extend(&half);
     siblings.push(b']');
-    env.cmd()
-        .args(["set-unsafe", "deep"])
-        .write_stdin(siblings.clone())
-        .assert()
-        .success()
+    env.run(["set-unsafe", "deep"])
+        .stdin(siblings.clone())
         .stdout(format!("{}\n", md5_hex(&siblings)))
-        .stderr("");
-    env.cmd()
-        .args(["set-unsafe", "deep"])
-        .write_stdin(nested(129))
-        .assert()
-        .code(6)
-        .stdout("")
-        .stderr(invalid_document_error());
+        .check();
+    env.run(["set-unsafe", "deep"])
+        .stdin(nested(129))
+        .stderr_matches(invalid_document_error())
+        .status(6)
+        .check();
     assert_eq!(env.file("deep").unwrap(), siblings);
 }
 
@@ -300,23 +278,18 @@ fn characters_split_across_reads_are_checked_as_a_whole() {
     for tail in ["é".as_bytes(), "€".as_bytes(), "🎉".as_bytes()] {
         let doc = straddling(tail);
         fs::write(&input, &doc).unwrap();
-        env.cmd()
-            .args(["set-unsafe", "k", "-f", "input.json"])
-            .assert()
-            .success()
+        env.run(["set-unsafe", "k", "-f", "input.json"])
             .stdout(format!("{}\n", md5_hex(&doc)))
-            .stderr("");
+            .check();
         assert_eq!(env.file("k").unwrap(), doc);
     }
     let kept = env.file("k").unwrap();
     for tail in [&b"\xe2\x82"[..], b"\xc3", b"\xe2\x82\xff", b"\xf0\x9f\x8e"] {
         fs::write(&input, straddling(tail)).unwrap();
-        env.cmd()
-            .args(["set-unsafe", "k", "-f", "input.json"])
-            .assert()
-            .code(6)
-            .stdout("")
-            .stderr(invalid_document_error());
+        env.run(["set-unsafe", "k", "-f", "input.json"])
+            .stderr_matches(invalid_document_error())
+            .status(6)
+            .check();
         assert_eq!(env.file("k").unwrap(), kept);
     }
     assert!(env.temp_files().is_empty());
@@ -349,13 +322,10 @@ fn valid_edge_documents_are_stored_and_read_back_byte_for_byte() {
     ];
     for doc in docs {
         let etag = md5_hex(doc);
-        env.cmd()
-            .args(["set-unsafe", "k"])
-            .write_stdin(doc.to_vec())
-            .assert()
-            .success()
+        env.run(["set-unsafe", "k"])
+            .stdin(doc.to_vec())
             .stdout(format!("{etag}\n"))
-            .stderr("");
+            .check();
         assert_eq!(env.file("k").unwrap(), *doc);
         env.cmd()
             .args(["get", "k"])
@@ -377,19 +347,13 @@ fn a_large_document_is_stored_byte_for_byte() {
     doc.extend(b"null]\n");
     assert!(doc.len() > 2 << 20);
     fs::write(env.root().join("big.json"), &doc).unwrap();
-    env.cmd()
-        .args(["set", "big", "-f", "big.json", "--etag", ""])
-        .assert()
-        .success()
+    env.run(["set", "big", "-f", "big.json", "--etag", ""])
         .stdout(format!("{}\n", md5_hex(&doc)))
-        .stderr("");
+        .check();
     assert_eq!(env.file("big").unwrap(), doc);
-    env.cmd()
-        .args(["get", "big", "-o", "copy.json"])
-        .assert()
-        .success()
+    env.run(["get", "big", "-o", "copy.json"])
         .stdout(format!("{}\n", md5_hex(&doc)))
-        .stderr("");
+        .check();
     assert_eq!(fs::read(env.root().join("copy.json")).unwrap(), doc);
 }
 
@@ -400,13 +364,11 @@ fn get_with_an_invalid_default_exits_6_and_writes_nothing() {
     for default in ["", "{", "not json", "{} {}", "[1,]"] {
         for key in ["missing", "k"] {
             for extra in [&[][..], &["-o", "out.json"], &["--json"]] {
-                env.cmd()
-                    .args(["get", key, "--default", default])
+                env.run(["get", key, "--default", default])
                     .args(extra)
-                    .assert()
-                    .code(6)
-                    .stdout("")
-                    .stderr(invalid_document_error());
+                    .stderr_matches(invalid_document_error())
+                    .status(6)
+                    .check();
             }
         }
     }

@@ -5,9 +5,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
-use predicates::prelude::*;
-
-use crate::common::{md5_hex, one_error_line, TestStore};
+use crate::common::{md5_hex, TestStore};
 
 /// Valid keys that a careless encoding would turn into paths, hidden files,
 /// the store's own files, or names shared with another key.
@@ -47,12 +45,9 @@ fn doc_for(key: &str) -> String {
 #[test]
 fn a_plain_key_is_its_own_file_name() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "blogpost", "{}", "--etag", ""])
-        .assert()
-        .success()
+    env.run(["set", "blogpost", "{}", "--etag", ""])
         .stdout(format!("{}\n", md5_hex(b"{}")))
-        .stderr("");
+        .check();
     assert_eq!(env.json_files(), ["blogpost.json"]);
 }
 
@@ -61,12 +56,9 @@ fn each_awkward_key_is_one_file_directly_inside_the_store() {
     for key in AWKWARD {
         let env = TestStore::new();
         let doc = doc_for(key);
-        env.cmd()
-            .args(["set", key, &doc, "--etag", ""])
-            .assert()
-            .success()
+        env.run(["set", key, &doc, "--etag", ""])
             .stdout(format!("{}\n", md5_hex(doc.as_bytes())))
-            .stderr("");
+            .check();
         // Nothing outside the store, and in it one visible document file
         // next to the store's own directory.
         let outside: Vec<_> = fs::read_dir(env.root())
@@ -117,12 +109,9 @@ fn awkward_keys_in_one_store_never_share_a_file_and_list_as_themselves_sorted() 
     for key in AWKWARD {
         // Create-only: a key whose file another key already took fails here.
         let doc = doc_for(key);
-        env.cmd()
-            .args(["set", key, &doc, "--etag", ""])
-            .assert()
-            .success()
+        env.run(["set", key, &doc, "--etag", ""])
             .stdout(format!("{}\n", md5_hex(doc.as_bytes())))
-            .stderr("");
+            .check();
     }
     assert_eq!(env.json_files().len(), AWKWARD.len());
     for key in AWKWARD {
@@ -144,29 +133,18 @@ fn awkward_keys_in_one_store_never_share_a_file_and_list_as_themselves_sorted() 
         .success()
         .stdout(expected)
         .stderr("");
-    env.cmd()
-        .args(["list", ".."])
-        .assert()
-        .success()
+    env.run(["list", ".."])
         .stdout("..\n../../escape\n../x\n")
-        .stderr("");
+        .check();
 }
 
 #[test]
 fn a_key_that_starts_with_a_dash_is_given_after_a_double_dash() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["set", "--etag", "", "--", "-dash", "[1]"])
-        .assert()
-        .success()
+    env.run(["set", "--etag", "", "--", "-dash", "[1]"])
         .stdout(format!("{}\n", md5_hex(b"[1]")))
-        .stderr("");
-    env.cmd()
-        .args(["get", "--", "-dash"])
-        .assert()
-        .success()
-        .stdout("[1]")
-        .stderr("");
+        .check();
+    env.run(["get", "--", "-dash"]).stdout("[1]").check();
     assert_eq!(env.json_files(), ["-dash.json"]);
     env.cmd()
         .arg("list")
@@ -186,18 +164,10 @@ fn the_longest_keys_are_accepted() {
         format!("{}abcde", "/".repeat(80)), // 80 × 3 + 5 + 5 = 250
     ];
     for key in &keys {
-        env.cmd()
-            .args(["set", key, "1", "--etag", ""])
-            .assert()
-            .success()
+        env.run(["set", key, "1", "--etag", ""])
             .stdout(format!("{}\n", md5_hex(b"1")))
-            .stderr("");
-        env.cmd()
-            .args(["get", key])
-            .assert()
-            .success()
-            .stdout("1")
-            .stderr("");
+            .check();
+        env.run(["get", key]).stdout("1").check();
     }
     assert_eq!(env.json_files().len(), keys.len());
     let mut sorted = keys.to_vec();
@@ -229,13 +199,7 @@ fn key_commands(key: &OsStr) -> Vec<Vec<&OsStr>> {
 fn assert_refused_everywhere(env: &TestStore, key: &OsStr) {
     let before = env.snapshot();
     for args in key_commands(key) {
-        env.cmd()
-            .args(&args)
-            .write_stdin("2")
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(one_error_line());
+        env.run(&args).stdin("2").error_line().status(2).check();
     }
     assert_eq!(env.snapshot(), before, "key {key:?}");
 }
@@ -271,12 +235,10 @@ fn invalid_keys_exit_2_and_touch_nothing() {
 #[test]
 fn an_invalid_key_error_is_one_line_even_with_a_newline_in_the_key() {
     let env = TestStore::new();
-    env.cmd()
-        .args(["get", "first line\nsecond line"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(one_error_line().and(predicate::str::contains("key")));
+    env.run(["get", "first line\nsecond line"])
+        .error(["key"])
+        .status(2)
+        .check();
 }
 
 #[test]
@@ -298,22 +260,7 @@ fn list_takes_any_prefix_and_shows_the_keys_that_start_with_it() {
     for key in ["a/b", "a/c", "a%2Fb", "日本", "日本語"] {
         env.put(key, "1");
     }
-    env.cmd()
-        .args(["list", "a/"])
-        .assert()
-        .success()
-        .stdout("a/b\na/c\n")
-        .stderr("");
-    env.cmd()
-        .args(["list", "日本"])
-        .assert()
-        .success()
-        .stdout("日本\n日本語\n")
-        .stderr("");
-    env.cmd()
-        .args(["list", "a%"])
-        .assert()
-        .success()
-        .stdout("a%2Fb\n")
-        .stderr("");
+    env.run(["list", "a/"]).stdout("a/b\na/c\n").check();
+    env.run(["list", "日本"]).stdout("日本\n日本語\n").check();
+    env.run(["list", "a%"]).stdout("a%2Fb\n").check();
 }

@@ -3,25 +3,13 @@
 //! are per key.
 
 use std::fs;
-use std::io::Write;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use predicates::prelude::*;
 
-use crate::common::{md5_hex, one_error_line, TestStore};
-
-/// Spawns `etagstore <args>` with standard input, output and error piped.
-fn spawn(env: &TestStore, args: &[&str]) -> Child {
-    env.process()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+use crate::common::{md5_hex, one_error_line, race, TestStore};
 
 fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap()
@@ -32,26 +20,10 @@ fn of_eight_writers_with_the_same_etag_exactly_one_wins() {
     let env = TestStore::new();
     let mut etag = env.put("k", "{\"writer\": null}");
     for round in 0..20 {
-        // Every writer is running and blocked on its standard input before
-        // any of them gets its document, so they start together.
-        let mut children: Vec<Child> = (0..8)
-            .map(|_| spawn(&env, &["set", "k", "--etag", &etag]))
-            .collect();
         let docs: Vec<String> = (0..8)
             .map(|i| format!("{{\"round\": {round}, \"writer\": {i}}}"))
             .collect();
-        let mut stdins: Vec<_> = children
-            .iter_mut()
-            .map(|c| c.stdin.take().unwrap())
-            .collect();
-        for (stdin, doc) in stdins.iter_mut().zip(&docs) {
-            stdin.write_all(doc.as_bytes()).unwrap();
-        }
-        drop(stdins);
-        let outputs: Vec<Output> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
+        let outputs = race(&env, &["set", "k", "--etag", &etag], &docs);
 
         let winners: Vec<usize> = (0..8)
             .filter(|&i| outputs[i].status.code() == Some(0))
@@ -89,22 +61,8 @@ fn of_eight_creators_with_an_empty_etag_exactly_one_creates_the_key() {
     let env = TestStore::new();
     for round in 0..10 {
         let key = format!("k{round}");
-        let mut children: Vec<Child> = (0..8)
-            .map(|_| spawn(&env, &["set", &key, "--etag", ""]))
-            .collect();
         let docs: Vec<String> = (0..8).map(|i| format!("{{\"creator\": {i}}}")).collect();
-        let mut stdins: Vec<_> = children
-            .iter_mut()
-            .map(|c| c.stdin.take().unwrap())
-            .collect();
-        for (stdin, doc) in stdins.iter_mut().zip(&docs) {
-            stdin.write_all(doc.as_bytes()).unwrap();
-        }
-        drop(stdins);
-        let outputs: Vec<Output> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
+        let outputs = race(&env, &["set", &key, "--etag", ""], &docs);
         let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
         let winners = codes.iter().filter(|c| **c == Some(0)).count();
         let losers = codes.iter().filter(|c| **c == Some(3)).count();

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use fd_lock::RwLock;
 
-use crate::common::{line, md5_hex, one_error_line, run_or_kill, running_as_root, TestStore};
+use crate::common::{
+    line, md5_hex, one_error_line, require, run_or_kill, running_as_root, TestStore,
+};
 use predicates::prelude::*;
 
 /// Temporary-file names of a writer that no longer runs here, backdated past
@@ -244,8 +246,10 @@ const TEAM: &str = "etagstore-team";
 
 /// Creates the second user and the group (as root), or says SKIPPED.
 fn second_user(test: &str) -> bool {
-    if !running_as_root() {
-        eprintln!("SKIPPED: {test}: needs root to create a second user");
+    if !require(
+        running_as_root(),
+        &format!("{test}: needs root to create a second user"),
+    ) {
         return false;
     }
     for cmd in [
