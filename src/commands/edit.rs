@@ -337,6 +337,9 @@ fn run_command(command: &[String], input: &[u8], timeout: Option<Duration>) -> R
         if stopped.is_some() {
             // Nothing CMD started may outlive the edit, nor hold its stdout open.
             signals::kill_group(group, libc::SIGKILL);
+            // A signal is acted on when its target next runs: wait until the
+            // group is gone, so that nothing of it is left when we exit.
+            signals::wait_until_gone(group, STOP_GRACE);
         }
         (
             status,
@@ -439,6 +442,36 @@ mod signals {
     pub fn kill_group(group: libc::pid_t, signal: libc::c_int) {
         // SAFETY: signals a process group we created.
         unsafe { libc::kill(-group, signal) };
+    }
+
+    /// Waits, at most `within`, until no live process is left in `group`
+    /// (zombies waiting for init to reap them do not count).
+    pub fn wait_until_gone(group: libc::pid_t, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while group_alive(group) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn group_alive(group: libc::pid_t) -> bool {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        entries.flatten().any(|entry| {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp = fields
+                .nth(1)
+                .and_then(|pgrp| pgrp.parse::<libc::pid_t>().ok());
+            pgrp == Some(group) && !matches!(state, "Z" | "X")
+        })
     }
 
     /// Says what happened, then dies of `signal` with its default action.
