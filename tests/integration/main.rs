@@ -46,3 +46,5 @@ mod fault_proxy;
 mod command_edges;
 // A new user's mistakes: each gets an answer that fixes it.
 mod first_contact;
+// edit --jq against jq: one row per idiom and builtin, checked against a real jq when there is one.
+mod jq_compat;

@@ -1,0 +1,312 @@
+//! `edit --jq` against jq, one row per idiom and builtin: the document jq
+//! writes, or a known difference that must be an error (never a silently
+//! different document). The expected values were checked by hand and are
+//! checked against a real jq (libjq 1.8.2) when `scripts/jq-oracle.sh` has
+//! made .venv-jq/ (or ETAGSTORE_JQ_ORACLE names a python with `jq`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::common::TestStore;
+
+/// What jq 1.8 gives: its one output (compact), or an error.
+enum Jq {
+    Out(&'static str),
+    /// jq 1.7.1's output, for a builtin that jq 1.8 dropped (the oracle is 1.8).
+    Jq17(&'static str),
+    Error,
+}
+
+/// Whether etagstore matches jq on a row.
+enum Ours {
+    Same,
+    /// A known difference and why: etagstore must fail and write nothing.
+    Differs(&'static str),
+}
+
+use Jq::{Error, Jq17, Out};
+use Ours::{Differs, Same};
+
+struct Row {
+    filter: &'static str,
+    input: &'static str,
+    jq: Jq,
+    ours: Ours,
+}
+
+const fn row(filter: &'static str, input: &'static str, jq: Jq, ours: Ours) -> Row {
+    Row {
+        filter,
+        input,
+        jq,
+        ours,
+    }
+}
+
+#[rustfmt::skip]
+const ROWS: &[Row] = &[
+    // Assigning through missing paths: jq creates the path and grows arrays.
+    row(".a.b.c = 1", "{}", Out(r#"{"a":{"b":{"c":1}}}"#), Same),
+    row(".a[0] = 1", "{}", Out(r#"{"a":[1]}"#), Same),
+    row(".[3] = 1", "[]", Out("[null,null,null,1]"), Same),
+    row(".count += 1", "null", Out(r#"{"count":1}"#), Same),
+    row(r#"setpath(["a","b"]; 1)"#, "null", Out(r#"{"a":{"b":1}}"#), Same),
+    row("reduce .[] as $x (null; .s += $x)", "[1,2,3]", Out(r#"{"s":6}"#), Same),
+    row(r#".list[.list|length] = "new""#, r#"{"list":["a"]}"#, Out(r#"{"list":["a","new"]}"#), Same),
+    row(r#".list[.list|length] = "new""#, "{}", Out(r#"{"list":["new"]}"#), Same),
+    row(".a += [1]", "{}", Out(r#"{"a":[1]}"#), Same),
+    row(".a.b |= . + 1", "{}", Out(r#"{"a":{"b":1}}"#), Same),
+    row(".a[2].b = 1", "{}", Out(r#"{"a":[null,null,{"b":1}]}"#), Same),
+    row(".a.b //= 3", "{}", Out(r#"{"a":{"b":3}}"#), Same),
+    row(r#".["k"] = 1"#, "null", Out(r#"{"k":1}"#), Same),
+    row(".[-1] = 5", "[1,2]", Out("[1,5]"), Same),
+    row(".[-3] = 5", "[1,2]", Error, Same),
+    row(r#".[1:3] = ["x"]"#, "[1,2,3,4]", Out(r#"[1,"x",4]"#), Same),
+    row(r#".[2:4] = ["x"]"#, "null", Out(r#"["x"]"#), Same),
+    row(r#".tags += ["x"] | .tags |= unique"#, r#"{"tags":["y","x"]}"#, Out(r#"{"tags":["x","y"]}"#), Same),
+    row(".n += 5", "200", Error, Same),
+    row(".a.b = 1", r#"{"a":5}"#, Error, Same),
+    row(".[0] = 1", "{}", Error, Same),
+    row(r#".a = 1"#, "[]", Error, Same),
+    row(r#"getpath(["a","b"])"#, "{}", Out("null"), Same),
+    row(r#"getpath(["a","b"])"#, r#"{"a":1}"#, Error, Same),
+    row(r#"{x: getpath(["a",0,"b"])}"#, "null", Out(r#"{"x":null}"#), Same),
+    row(r#"[paths]"#, r#"{"a":[1]}"#, Out(r#"[["a"],["a",0]]"#), Same),
+    row(r#"to_entries"#, r#"{"b":1,"a":2}"#, Out(r#"[{"key":"b","value":1},{"key":"a","value":2}]"#), Same),
+    row(r#"with_entries(.value += 1)"#, r#"{"b":1,"a":2}"#, Out(r#"{"b":2,"a":3}"#), Same),
+    row(r#"from_entries"#, r#"[{"key":"a","value":1},{"name":"b","value":2}]"#, Out(r#"{"a":1,"b":2}"#), Same),
+    // Deletion: several paths at once, key order kept.
+    row("del(.[0,1])", r#"["a","b","c"]"#, Out(r#"["c"]"#), Same),
+    row("delpaths([[0],[2]])", r#"["a","b","c"]"#, Out(r#"["b"]"#), Same),
+    row("del(.a)", r#"{"a":1,"b":2,"c":3}"#, Out(r#"{"b":2,"c":3}"#), Same),
+    row("del(.b)", r#"{"a":1,"b":2,"c":3}"#, Out(r#"{"a":1,"c":3}"#), Same),
+    row(".a |= empty", r#"{"a":1,"b":2,"c":3}"#, Out(r#"{"b":2,"c":3}"#), Same),
+    row("del(.[] | select(. == 2))", "[1,2,3,2]", Out("[1,3]"), Same),
+    row("del(.a, .c)", r#"{"a":1,"b":2,"c":3,"d":4}"#, Out(r#"{"b":2,"d":4}"#), Same),
+    row("del(..|nulls)", r#"{"a":null,"b":[null,1]}"#, Out(r#"{"b":[1]}"#), Same),
+    row("map_values(empty)", r#"{"a":1,"b":2}"#, Out("{}"), Same),
+    row("to_entries | map(select(.key != \"a\")) | from_entries", r#"{"a":1,"b":2,"c":3}"#, Out(r#"{"b":2,"c":3}"#), Same),
+    row("del(.x)", "null", Out("null"), Same),
+    // Strings and dates.
+    row(r#"join(",")"#, r#"[null,"a",1,true]"#, Out(r#"",a,1,true""#), Same),
+    row(r#"join("-")"#, "[]", Out(r#""""#), Same),
+    row(r#"now | todate | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")"#, "null", Out("true"), Same),
+    row("todate", "1425599507", Out(r#""2015-03-05T23:51:47Z""#), Same),
+    row("fromdate", r#""2015-03-05T23:51:47Z""#, Out("1425599507"), Same),
+    row(r#"strftime("%Y-%m-%d")"#, "1425599507", Out(r#""2015-03-05""#), Same),
+    row(r#"split(", ")"#, r#""a, b, c""#, Out(r#"["a","b","c"]"#), Same),
+    row(r#"[splits(", *"; null)]"#, r#""a, b,c""#, Out(r#"["a","b","c"]"#), Same),
+    row(r#"[splits("a"; "i")]"#, r#""xAyaz""#, Out(r#"["x","y","z"]"#), Same),
+    row(r#"sub("(?<x>[a-z]+)"; "<\(.x)>")"#, r#""ab12""#, Out(r#""<ab>12""#), Same),
+    row(r#"gsub("\\s+"; " ")"#, r#""a   b  c""#, Out(r#""a b c""#), Same),
+    row(r#"test("A"; "i")"#, r#""abc""#, Out("true"), Same),
+    row(r#"ascii_downcase"#, r#""AbC""#, Out(r#""abc""#), Same),
+    row(r#"ltrimstr("v")"#, r#""v1.2""#, Out(r#""1.2""#), Same),
+    row(r#"tostring"#, r#"{"a":[1,2]}"#, Out(r#""{\"a\":[1,2]}""#), Same),
+    row(r#"tojson"#, r#"[1,"a",null]"#, Out(r#""[1,\"a\",null]""#), Same),
+    row(r#"fromjson"#, r#""{\"a\":1}""#, Out(r#"{"a":1}"#), Same),
+    row(r#"tonumber"#, r#""42""#, Out("42"), Same),
+    row(r#"@csv"#, r#"[1,"a,b","c\"d",null,true]"#, Out(r#""1,\"a,b\",\"c\"\"d\",,true""#), Same),
+    row(r#"@tsv"#, r#"["a\tb",1,null,"c\\d"]"#, Out(r#""a\\tb\t1\t\tc\\\\d""#), Same),
+    row(r#"@base64"#, r#""hi""#, Out(r#""aGk=""#), Same),
+    row(r#"@uri"#, r#""a b&c""#, Out(r#""a%20b%26c""#), Same),
+    row(r#"@sh"#, r#"["a b","c'd"]"#, Out(r#""'a b' 'c'\\''d'""#), Same),
+    row(r#"@html"#, r#""<a>&""#, Out(r#""&lt;a&gt;&amp;""#), Same),
+    row(r#"@json "v=\(.)""#, r#"[1]"#, Out(r#""v=[1]""#), Same),
+    row(r#""\(.a)-\(.b)""#, r#"{"a":1,"b":"x"}"#, Out(r#""1-x""#), Same),
+    // Arrays and objects.
+    row("map(. * 2)", "[1,2]", Out("[2,4]"), Same),
+    row("2.0 * 1", "null", Out("2"), Same),
+    row("sort_by(.n) | map(.n)", r#"[{"n":2},{"n":1}]"#, Out("[1,2]"), Same),
+    row("group_by(.k) | map(length)", r#"[{"k":1},{"k":2},{"k":1}]"#, Out("[2,1]"), Same),
+    row("unique_by(.k) | length", r#"[{"k":1},{"k":2},{"k":1}]"#, Out("2"), Same),
+    row("min_by(.n)", r#"[{"n":2},{"n":1}]"#, Out(r#"{"n":1}"#), Same),
+    row("add", r#"[[1],[2]]"#, Out("[1,2]"), Same),
+    row("add", "[]", Out("null"), Same),
+    row("any(. > 2)", "[1,3]", Out("true"), Same),
+    row("all(. > 2)", "[1,3]", Out("false"), Same),
+    row("flatten", "[1,[2,[3]]]", Out("[1,2,3]"), Same),
+    row("flatten(1)", "[1,[2,[3]]]", Out("[1,2,[3]]"), Same),
+    row("[range(0; 10; 3)]", "null", Out("[0,3,6,9]"), Same),
+    row("[limit(2; .[])]", "[1,2,3]", Out("[1,2]"), Same),
+    row("first(.[])", "[5,6]", Out("5"), Same),
+    row("[.[] | select(type == \"number\")]", r#"[1,"a",null]"#, Out("[1]"), Same),
+    row("indices(1)", "[0,1,2,1]", Out("[1,3]"), Same),
+    row("index(\"b\")", r#""abcb""#, Out("1"), Same),
+    row("keys", r#"{"b":1,"a":2}"#, Out(r#"["a","b"]"#), Same),
+    row("keys_unsorted", r#"{"b":1,"a":2}"#, Out(r#"["b","a"]"#), Same),
+    row("has(\"a\")", r#"{"a":null}"#, Out("true"), Same),
+    row("contains({a: [1]})", r#"{"a":[1,2]}"#, Out("true"), Same),
+    row("inside([1,2,3])", "[1]", Out("true"), Same),
+    row("length", r#""héllo""#, Out("5"), Same),
+    row("utf8bytelength", r#""héllo""#, Out("6"), Same),
+    row("to_entries | length", r#"{"a":1}"#, Out("1"), Same),
+    row(". * {a: {c: 2}}", r#"{"a":{"b":1}}"#, Out(r#"{"a":{"b":1,"c":2}}"#), Same),
+    row(". + {b: 2}", r#"{"a":1,"b":1}"#, Out(r#"{"a":1,"b":2}"#), Same),
+    row("walk(if type == \"number\" then . + 1 else . end)", r#"{"a":[1,{"b":2}]}"#, Out(r#"{"a":[2,{"b":3}]}"#), Same),
+    row("transpose", "[[1,2],[3]]", Out("[[1,3],[2,null]]"), Same),
+    row("[combinations]", "[[1,2],[3]]", Out("[[1,3],[2,3]]"), Same),
+    row("pick(.a.b)", r#"{"a":{"b":1,"c":2},"d":3}"#, Out(r#"{"a":{"b":1}}"#), Same),
+    row("[paths(type == \"number\")]", r#"{"a":1,"b":[2]}"#, Out(r#"[["a"],["b",0]]"#), Same),
+    row("[leaf_paths]", r#"{"a":[1,{"b":2}]}"#, Jq17(r#"[["a",0],["a",1,"b"]]"#), Same),
+    row("map(IN(2, 3))", "[1,2]", Out("[false,true]"), Same),
+    row("IN(.[]; 2, 3)", "[1,2]", Out("true"), Same),
+    row("INDEX(.id)", r#"[{"id":"a"},{"id":"b"}]"#, Out(r#"{"a":{"id":"a"},"b":{"id":"b"}}"#), Same),
+    row("[JOIN({\"a\":\"x\"}; .k)]", r#"[{"k":"a"}]"#, Out(r#"[[[{"k":"a"},"x"]]]"#), Same),
+    row("[tostream]", r#"{"a":[1]}"#, Out(r#"[[["a",0],1],[["a",0]],[["a"]]]"#), Same),
+    row("fromstream(tostream)", r#"{"a":[1,{"b":null}],"c":"d"}"#, Out(r#"{"a":[1,{"b":null}],"c":"d"}"#), Same),
+    row("[1 | truncate_stream([[0],1],[[1,0],2],[[1,0]],[[1]])]", "null", Out("[[[0],2],[[0]]]"), Same),
+    row("builtins | length > 100", "null", Out("true"), Same),
+    row("{x: .5}", "null", Out(r#"{"x":0.5}"#), Same),
+    row("$__loc__", "null", Out(r#"{"file":"<top-level>","line":1}"#), Same),
+    row(".[] as [$a] ?// $a | $a", "[[3]]", Out("3"), Same),
+    row("splits(\"a\")", r#""xay""#, Error, Same),
+    // Control flow, variables, errors.
+    row("if .a then .b = 1 else . end", r#"{"a":true}"#, Out(r#"{"a":true,"b":1}"#), Same),
+    row(".a as $x | .b = $x", r#"{"a":1}"#, Out(r#"{"a":1,"b":1}"#), Same),
+    row(". as {a: $x} | $x", r#"{"a":1}"#, Out("1"), Same),
+    row("try error(\"x\") catch .", "null", Out(r#""x""#), Same),
+    row("try (.a + 1) catch \"bad\"", r#"{"a":"s"}"#, Out(r#""bad""#), Same),
+    row("[.[] | tonumber?]", r#"["1","x"]"#, Out("[1]"), Same),
+    row("label $out | foreach .[] as $x (0; . + $x; if . > 2 then ., break $out else empty end)", "[1,2,3]", Out("3"), Same),
+    row("[.[] | until(. > 10; . * 2)]", "[1,3]", Out("[16,12]"), Same),
+    row("def f(x): x * 2; f(.a)", r#"{"a":3}"#, Out("6"), Same),
+    row("reduce .[] as [$k, $v] ({}; .[$k] = $v)", r#"[["a",1],["b",2]]"#, Out(r#"{"a":1,"b":2}"#), Same),
+    row("[foreach .[] as $x (0; . + $x)]", "[1,2,3]", Out("[1,3,6]"), Same),
+    row(".a // \"d\"", "{}", Out(r#""d""#), Same),
+    row("error(\"stop\")", "{}", Error, Same),
+    row("abs", "-5", Out("5"), Same),
+    row("floor", "1.5", Out("1"), Same),
+    row("sqrt", "16", Out("4"), Same),
+    row("1 / 3 * 3", "null", Out("1"), Same),
+    row("[.[] | round]", "[1.5,-1.5]", Out("[2,-2]"), Same),
+    row("tostring", "1.5", Out(r#""1.5""#), Same),
+    row("implode", "[65,66]", Out(r#""AB""#), Same),
+    row("env | type", "null", Out(r#""object""#), Same),
+    row("$ENV | type", "null", Out(r#""object""#), Same),
+    row("[.[] | debug]", "[1]", Out("[1]"), Same),
+    row("stderr", "1", Out("1"), Same),
+];
+
+/// `text` without the whitespace outside strings: jq's layout, compared.
+fn compact(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !c.is_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_row_gives_jqs_value_or_fails_without_writing() {
+    let env = TestStore::new();
+    let mut failures = Vec::new();
+    let mut same = 0;
+    for (i, row) in ROWS.iter().enumerate() {
+        let key = format!("k{i}");
+        env.put(&key, row.input);
+        let out = env
+            .cmd()
+            .args(["edit", &key, "--jq", row.filter])
+            .output()
+            .unwrap();
+        let stored = String::from_utf8(env.file(&key).unwrap()).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{:?} on {}", row.filter, row.input);
+        let unchanged = stored == row.input;
+        match (&row.jq, &row.ours) {
+            (Out(expected) | Jq17(expected), Same) => {
+                if !out.status.success() {
+                    failures.push(format!("{what}: failed ({stderr}), jq gives {expected}"));
+                } else if compact(&stored) != compact(expected) {
+                    failures.push(format!("{what}: wrote {stored}, jq gives {expected}"));
+                } else {
+                    same += 1;
+                }
+            }
+            (Error, Same) => {
+                if out.status.success() || !unchanged {
+                    failures.push(format!("{what}: jq fails, etagstore wrote {stored}"));
+                } else {
+                    same += 1;
+                }
+            }
+            (_, Differs(reason)) => {
+                if out.status.success() {
+                    let matches = matches!(row.jq, Out(e) | Jq17(e) if compact(e) == compact(&stored));
+                    failures.push(if matches {
+                        format!("{what}: now matches jq; mark the row Same")
+                    } else {
+                        format!("{what}: a known difference ({reason}) wrote {stored}")
+                    });
+                } else if !unchanged {
+                    failures.push(format!("{what}: failed but changed the document"));
+                }
+            }
+        }
+    }
+    eprintln!("jq_compat: {same} of {} rows give jq's value", ROWS.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The python with the PyPI `jq` package, if there is one.
+fn oracle() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("ETAGSTORE_JQ_ORACLE") {
+        return Some(python.into());
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-jq/bin/python");
+    venv.exists().then_some(venv)
+}
+
+#[test]
+fn the_table_agrees_with_a_real_jq() {
+    let Some(python) = oracle() else {
+        eprintln!("SKIPPED: no real jq (run scripts/jq-oracle.sh to make .venv-jq)");
+        return;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/jq_oracle.py");
+    let pairs: Vec<(&str, &str)> = ROWS.iter().map(|row| (row.filter, row.input)).collect();
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(&pairs).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let results: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    let mut wrong = Vec::new();
+    for (row, result) in ROWS.iter().zip(results) {
+        let by_jq = result.get("ok").and_then(|v| v.as_str()).map(compact);
+        let expected = match row.jq {
+            Out(text) => Some(compact(text)),
+            Error => None,
+            Jq17(_) => continue,
+        };
+        if by_jq != expected {
+            wrong.push(format!(
+                "{:?} on {}: the table says {expected:?}, jq gives {by_jq:?} {:?}",
+                row.filter,
+                row.input,
+                result.get("err")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
