@@ -3,13 +3,17 @@
 
 use anyhow::{anyhow, Context, Result};
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
+use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
+
+mod funs;
+mod val;
+pub use val::JqVal;
 
 use crate::document;
 use crate::error::Error;
 
-type Data = data::JustLut<Val>;
+type Data = data::JustLut<JqVal>;
 
 /// The largest document a filter runs on. jaq holds the parsed value in
 /// memory at about 15 times the text's size (many small keys), so this
@@ -79,6 +83,30 @@ pub struct Filter {
     values: Vec<Val>,
 }
 
+/// Where `$__loc__` stands in `code`: jq's `{"file", "line"}`. Every
+/// `$__loc__` in one filter must be on the same line (one value serves all).
+fn location(code: &str) -> Result<Val> {
+    let lines: Vec<usize> = code
+        .match_indices("$__loc__")
+        .map(|(at, _)| 1 + code[..at].matches('\n').count())
+        .collect();
+    if lines.windows(2).any(|w| w[0] != w[1]) {
+        return Err(usage(
+            code,
+            "etagstore supports $__loc__ on one line of a filter only".into(),
+        ));
+    }
+    let loc = [
+        ("file", Val::from("<top-level>".to_string())),
+        ("line", Val::from(lines[0])),
+    ];
+    Ok(Val::obj(
+        loc.into_iter()
+            .map(|(k, v)| (Val::from(k.to_string()), v))
+            .collect(),
+    ))
+}
+
 impl Filter {
     /// Compiles `code`; `vars` are `(name, value)` pairs without the `$`.
     /// A filter that does not compile is a usage error (exit 2).
@@ -90,13 +118,47 @@ impl Filter {
                 .collect();
             vars.push(("ENV".to_string(), Val::obj(env)));
         }
+        if code.contains("$__loc__") {
+            vars.push(("__loc__".to_string(), location(code)?));
+        }
+        let code = &leading_dot_numbers(code);
+        let code = code.as_str();
+        let wants_builtins = code.contains("builtins");
+        vars.push(("__builtins".to_string(), Val::Null));
         let names: Vec<String> = vars.iter().map(|(name, _)| format!("${name}")).collect();
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
+            .chain(jaq_json::defs())
+            .chain(own_defs());
+        let funs: Vec<_> = jaq_core::funs()
+            .chain(
+                jaq_std::funs()
+                    .filter(|(name, _, _)| !matches!(*name, "debug_empty" | "stderr_empty")),
+            )
+            .chain(funs::funs())
+            .collect();
+        if wants_builtins {
+            let defs = jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs())
+                .chain(own_defs())
+                .map(|def| (def.name, def.args.len()));
+            let natives = funs.iter().map(|(name, args, _)| (*name, args.len()));
+            let mut list: Vec<String> = defs
+                .chain(natives)
+                .filter(|(name, _)| {
+                    !(name.starts_with(['_', '@'])
+                        || name.ends_with('_')
+                        || name.ends_with("_empty")
+                        || name.ends_with("_native"))
+                })
+                .map(|(name, arity)| format!("{name}/{arity}"))
+                .collect();
+            list.sort();
+            list.dedup();
+            let builtins = list.into_iter().map(Val::from).collect();
+            vars.last_mut().expect("pushed above").1 = builtins;
+        }
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let program = File { code, path: () };
@@ -125,29 +187,169 @@ impl Filter {
     /// Runs the filter on `input` (a JSON document) and returns its one
     /// output as `jq` prints it: two-space indent, keys in their order, a
     /// final newline. No output or several is an invalid document (exit 6).
+    /// `halt` (and `halt_error` with exit code 0) leave the document as it
+    /// is; a `halt` with another code is a failure (exit 1) that names it.
     pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
         check_input(input).context("the document edit --jq would read")?;
-        let input = jaq_json::read::parse_single(input)
+        let doc = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.values.iter().cloned()));
-        let mut outputs = self.filter.id.run((ctx, input)).map(unwrap_valr);
+        let vars = Vars::new(self.values.iter().cloned().map(JqVal));
+        let ctx = Ctx::<Data>::new(&self.filter.lut, vars);
+        let mut outputs = self.filter.id.run((ctx, JqVal(doc)));
         let first = match outputs.next() {
             None => {
                 return Err(Error::InvalidDocument("the filter produced no value".into()).into())
             }
-            Some(output) => output.map_err(|e| anyhow!("the filter failed: {e}"))?,
+            Some(Ok(value)) => value.0,
+            Some(Err(exn)) => return stopped(exn).map(|()| input.to_vec()),
         };
-        if outputs.next().is_some() {
-            return Err(Error::InvalidDocument(
-                "the filter produced more than one value; wrap it in [...] to collect them".into(),
-            )
+        match outputs.next() {
+            None => {}
+            // `., halt`: one value, then a clean stop
+            Some(Err(exn)) if stopped(exn.clone()).is_ok() => {}
+            Some(_) => {
+                return Err(Error::InvalidDocument(
+                    "the filter produced more than one value; wrap it in [...] to collect them"
+                        .into(),
+                )
+                .into())
+            }
+        }
+        if too_deep(&first) {
+            // Dropping a value nested this deep would recurse as deep.
+            std::mem::forget(first);
+            return Err(Error::InvalidDocument(format!(
+                "the filter's result is nested deeper than {} levels",
+                document::MAX_DEPTH
+            ))
             .into());
         }
-        let output = pretty(&first);
+        let output = pretty(&jq_numbers(first));
         document::validate(&output)
             .context("the filter's result has no JSON form (NaN and infinite numbers have none)")?;
         Ok(output)
     }
+}
+
+/// What an exception from the filter means for the edit: `Ok(())` for a
+/// clean `halt` (nothing to change), else the error to report.
+fn stopped(exn: jaq_core::Exn<'_, JqVal>) -> Result<()> {
+    let code = match exn.get_err() {
+        Ok(error) => {
+            let value = error.into_val().0;
+            return Err(match value {
+                Val::TStr(ref s) => anyhow!("the filter failed: {}", String::from_utf8_lossy(s)),
+                other => anyhow!(
+                    "the filter failed: {} (not a string)",
+                    funs::to_json(&other)
+                ),
+            });
+        }
+        Err(exn) => exn.get_halt().unwrap_or(1),
+    };
+    let message = funs::HALT_MESSAGE.with(|m| m.borrow_mut().take());
+    let text = message.map(|value| match value {
+        Val::TStr(s) => String::from_utf8_lossy(&s).into_owned(),
+        other => format!("{}\n", funs::to_json(&other)),
+    });
+    match (code, text) {
+        (0, None) => Ok(()),
+        (0, Some(text)) => {
+            // jq prints halt_error's message and exits 0: so does edit.
+            eprint!("{text}");
+            Ok(())
+        }
+        (code, None) => Err(anyhow!("the filter called halt({code}); nothing written")),
+        (code, Some(text)) => Err(anyhow!(
+            "the filter called halt_error (exit code {code}); nothing written: {}",
+            text.trim_end()
+        )),
+    }
+}
+
+/// True if `value` is nested deeper than a document may be (no recursion).
+fn too_deep(value: &Val) -> bool {
+    let mut stack = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Val>> = match v {
+            Val::Arr(a) => Box::new(a.iter()),
+            Val::Obj(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > document::MAX_DEPTH {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// Numbers as jq prints them: a computed float with an integral value
+/// prints without a fraction (`2.0 * 1` is `2`).
+fn jq_numbers(value: Val) -> Val {
+    use jaq_json::Num;
+    const EXACT: f64 = 1e17;
+    match value {
+        Val::Num(Num::Float(f)) if f.fract() == 0.0 && f.abs() < EXACT => Val::from(f as isize),
+        Val::Arr(a) if a.iter().any(has_float) => {
+            let a = jaq_json::Rc::try_unwrap(a).unwrap_or_else(|a| (*a).clone());
+            a.into_iter().map(jq_numbers).collect()
+        }
+        Val::Obj(o) if o.values().any(has_float) => {
+            let o = jaq_json::Rc::try_unwrap(o).unwrap_or_else(|o| (*o).clone());
+            Val::obj(o.into_iter().map(|(k, v)| (k, jq_numbers(v))).collect())
+        }
+        v => v,
+    }
+}
+
+fn has_float(value: &Val) -> bool {
+    match value {
+        Val::Num(jaq_json::Num::Float(_)) => true,
+        Val::Arr(a) => a.iter().any(has_float),
+        Val::Obj(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
+/// etagstore's own definitions (src/jq/defs.jq), after jaq's.
+fn own_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
+    jaq_core::load::parse(include_str!("jq/defs.jq"), |p| p.defs())
+        .expect("src/jq/defs.jq parses")
+        .into_iter()
+}
+
+/// jq reads `.5` as `0.5`; jaq's lexer does not: insert the `0` where a
+/// `.` followed by a digit starts a term (after an operator, a bracket, a
+/// separator or at the start), outside strings.
+fn leading_dot_numbers(code: &str) -> String {
+    let bytes = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut last = b'(';
+    for (i, c) in code.char_indices() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '.'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+            && b"([{,:;|+-*/%=<>!".contains(&last)
+        {
+            out.push('0');
+        }
+        out.push(c);
+        if !c.is_whitespace() {
+            last = if c.is_ascii() { c as u8 } else { b'a' };
+        }
+    }
+    out
 }
 
 /// Parses an `--argjson` value.

@@ -1,0 +1,75 @@
+# etagstore's definitions, loaded after jaq's: jq 1.7.1's meaning where
+# jaq's differs, and jq builtins that jaq lacks. Later definitions win.
+
+# halt_error stops the filter and hands its input to etagstore (src/jq.rs),
+# which reports it; jaq's would exit the process.
+def halt_error($code): halt_error_native($code);
+def halt_error: halt_error(5);
+
+# Deletion, as jq does it: all paths first, deleted from the last in sorted
+# order, so that deleting [0] does not shift the element [2] names; a path
+# through a missing (null) value deletes nothing.
+def _delpath($p):
+  if $p == [] then null
+  elif . == null then null
+  elif ($p | length) == 1 then .[$p[0]] |= empty
+  else $p[0] as $k | if .[$k] == null then . else .[$k] |= _delpath($p[1:]) end
+  end;
+def delpaths($paths): reduce ($paths | unique | reverse[]) as $p (.; _delpath($p));
+def del(f): delpaths([path(f)]);
+
+# Paths and streams (jq 1.7.1's definitions).
+def leaf_paths: paths(scalars);
+def _tostream_r: (.[]? | _tostream_r), .;
+def tostream: path(_tostream_r) as $p | getpath($p) | reduce path(.[]?) as $q ([$p, .]; [$p + $q]);
+def fromstream(f): { x: null, e: false } as $init
+  | foreach f as $i ($init;
+      if .e then $init else . end
+      | if $i | length == 2
+        then setpath(["e"]; $i[0] | length == 0) | setpath(["x"] + $i[0]; $i[1])
+        else setpath(["e"]; $i[0] | length == 1) end;
+      if .e then .x else empty end);
+def truncate_stream(stream): . as $n | null | stream | . as $input
+  | if (.[0] | length) > $n then setpath([0]; .[0][$n:]) else empty end;
+
+# SQL-style builtins.
+def IN(s): any(s == .; .);
+def IN(src; s): any(src == s; .);
+def INDEX(stream; idx_expr): reduce stream as $row ({}; .[$row | idx_expr | tostring] |= $row);
+def INDEX(idx_expr): INDEX(.[]; idx_expr);
+def JOIN($idx; idx_expr): [.[] | [., $idx[idx_expr]]];
+def JOIN($idx; stream; idx_expr): stream | [., $idx[idx_expr]];
+def JOIN($idx; stream; idx_expr; join_expr): stream | [., $idx[idx_expr]] | join_expr;
+
+# Objects (jq 1.7.1's: also the key names k, name, Name, K and Key).
+def from_entries: reduce .[] as $x ({};
+    . + { ($x | if .key == null then .k // .name // .Name // .K // .Key else .key end
+             | if type == "string" then . else tojson end):
+          ($x | if has("value") then .value else .v end) });
+
+# Strings.
+def join($x): reduce .[] as $i (null;
+    (if . == null then "" else . + $x end)
+    + ($i | if . == null then "" elif type == "string" then . else tojson end)
+  ) // "";
+def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
+def todate: todateiso8601;
+def splits($re; flags): split($re; flags) | .[];
+def @csv:
+  if type != "array" then error("\(type) (\(tojson)) cannot be csv-formatted, only an array can be")
+  else map(
+      if type == "string" then "\"" + (split("\"") | join("\"\"")) + "\""
+      elif type == "number" or type == "boolean" then tostring
+      elif . == null then ""
+      else error("\(type) (\(tojson)) is not valid in a csv row") end)
+    | join(",") end;
+def @tsv:
+  if type != "array" then error("\(type) (\(tojson)) cannot be tsv-formatted, only an array can be")
+  else map(
+      if type == "string" then split("\\") | join("\\\\") | split("\t") | join("\\t")
+        | split("\n") | join("\\n") | split("\r") | join("\\r")
+      elif type == "number" or type == "boolean" then tostring
+      elif . == null then ""
+      else error("\(type) (\(tojson)) is not valid in a tsv row") end)
+    | join("\t") end;
+def builtins: $__builtins;
