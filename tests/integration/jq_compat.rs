@@ -325,3 +325,107 @@ fn the_table_agrees_with_a_real_jq() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Runs `edit k --jq FILTER` on a fresh `k` holding `doc`; returns the
+/// output and the stored document afterwards.
+fn edit(filter: &str, doc: &str) -> (std::process::Output, String) {
+    let env = TestStore::new();
+    env.put("k", doc);
+    let out = env.cmd().args(["edit", "k", "--jq", filter]).output().unwrap();
+    let stored = String::from_utf8(env.file("k").unwrap()).unwrap();
+    (out, stored)
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn halt_error_is_exit_1_with_its_message_and_writes_nothing() {
+    for (filter, says) in [
+        (r#""bye\n" | halt_error"#, "halt_error (exit code 5); nothing written: bye\n"),
+        (r#"{"a":1} | halt_error(3)"#, "halt_error (exit code 3); nothing written: {\"a\":1}\n"),
+        ("halt_error(1)", "halt_error (exit code 1); nothing written: {\"n\":1}\n"),
+        ("halt(4)", "halt(4); nothing written\n"),
+    ] {
+        let (out, stored) = edit(filter, r#"{"n":1}"#);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.ends_with(says), "{filter}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{filter}: {stderr}");
+        assert_eq!(stored, r#"{"n":1}"#);
+    }
+}
+
+#[test]
+fn halt_stops_without_a_change() {
+    for filter in ["halt", ".n += 1 | halt", r#""note" | halt_error(0)"#] {
+        let (out, stored) = edit(filter, r#"{"n":1}"#);
+        assert!(out.status.success(), "{filter}: {}", stderr_of(&out));
+        assert_eq!(stored, r#"{"n":1}"#, "{filter}");
+    }
+    let (out, _) = edit(r#""note" | halt_error(0)"#, "1");
+    assert_eq!(stderr_of(&out), "note");
+    // One value and then halt: jq prints the value, so edit writes it.
+    let (out, stored) = edit(".n += 1 | ., halt", r#"{"n":1}"#);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stored, "{\n  \"n\": 2\n}\n");
+}
+
+#[test]
+fn debug_and_stderr_print_to_standard_error_as_jq_does() {
+    let (out, stored) = edit(".n += 1 | debug | debug(\"m\")", r#"{"n":1}"#);
+    assert!(out.status.success());
+    assert_eq!(
+        stderr_of(&out),
+        "[\"DEBUG:\",{\"n\":2}]\n[\"DEBUG:\",\"m\"]\n"
+    );
+    assert_eq!(stored, "{\n  \"n\": 2\n}\n");
+    let (out, _) = edit(r#"stderr | ("x" | stderr) | ."#, r#"{"n":[1]}"#);
+    assert!(out.status.success());
+    assert_eq!(stderr_of(&out), "{\"n\":[1]}x");
+}
+
+#[test]
+fn a_10000_deep_filter_is_exit_2_and_writes_nothing() {
+    let n = 10_000;
+    for filter in [
+        vec!["."; n].join(" | "),
+        vec!["1"; n].join(" + "),
+        format!("{}.{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}{}", "[".repeat(n), "]".repeat(n)),
+        format!("{} = 1", ".a".repeat(n)),
+    ] {
+        let (out, stored) = edit(&filter, "{}");
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("tokens; edit --jq takes filters of up to"), "{stderr}");
+        assert!(stderr.len() < 400, "the message quotes the whole filter: {stderr}");
+        assert_eq!(stored, "{}");
+    }
+    // Deep but within the limit: runs (the result is too deep to store: exit 6).
+    let (out, stored) = edit(&format!("{}1{}", "[".repeat(1500), "]".repeat(1500)), "{}");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("nested deeper than 128"));
+    assert_eq!(stored, "{}");
+    let (out, _) = edit(&vec![".n"; 1500].join(" | "), r#"{"n":{"n":1}}"#);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+}
+
+#[test]
+fn errors_are_worded_as_jq_words_them() {
+    for (filter, doc, says) in [
+        (".n += 5", "200", r#"Cannot index number with "n""#),
+        (".[0]", "{}", "Cannot index object with number"),
+        (".a", "[]", r#"Cannot index array with "a""#),
+        (".[]", "5", "Cannot iterate over number (5)"),
+        (".[-3] = 1", "[1]", "Out of bounds negative array index"),
+        ("error({\"a\":1})", "{}", "{\"a\":1} (not a string)"),
+    ] {
+        let (out, stored) = edit(filter, doc);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+        assert_eq!(stderr, format!("error: the filter failed: {says}\n"));
+        assert_eq!(stored, doc);
+    }
+}
