@@ -1,6 +1,9 @@
 //! jq filters run inside the process with jaq, so `edit --jq` needs no
 //! external `jq` and pays no second process start-up.
 
+use std::sync::mpsc;
+use std::thread;
+
 use anyhow::{anyhow, Context, Result};
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{data, Compiler, Ctx, Vars};
@@ -77,8 +80,139 @@ fn longest_number(bytes: &[u8]) -> usize {
     longest
 }
 
-/// A compiled filter with its `--arg` / `--argjson` values.
+/// The most tokens a filter may have. jaq's parser, compiler and
+/// interpreter recurse once per level of the filter's syntax tree, which is
+/// at most this deep: a 10,000-deep filter overflowed the stack (exit 134).
+pub const MAX_TOKENS: usize = 4096;
+/// The jq thread's stack: room for `MAX_TOKENS` levels with the frames of a
+/// debug build (about 16 KiB a level). Only the pages used are ever touched.
+const STACK: usize = 256 << 20;
+
+/// A filter, compiled and run on a thread of its own with a stack large
+/// enough for any filter under `MAX_TOKENS`.
 pub struct Filter {
+    jobs: Option<mpsc::Sender<Vec<u8>>>,
+    results: mpsc::Receiver<Result<Vec<u8>>>,
+    worker: Option<thread::JoinHandle<()>>,
+}
+
+impl Filter {
+    /// Compiles `code`; `vars` are `(name, value)` pairs without the `$`.
+    /// A filter that does not compile is a usage error (exit 2).
+    pub fn new(code: &str, vars: Vec<(String, Val)>) -> Result<Filter> {
+        let tokens = count_tokens(code);
+        if tokens > MAX_TOKENS {
+            return Err(usage(
+                code,
+                format!(
+                    "it has {tokens} tokens; edit --jq takes filters of up to {MAX_TOKENS} \
+                     (edit KEY -- jq FILTER has no limit)"
+                ),
+            ));
+        }
+        // Values cross to the thread as JSON text (jaq's values are not Send).
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(name, value)| (name, funs::to_json(&value)))
+            .collect();
+        let code = code.to_string();
+        let (jobs, inputs) = mpsc::channel::<Vec<u8>>();
+        let (answers, results) = mpsc::channel();
+        let worker = thread::Builder::new()
+            .name("jq".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                let vars = vars
+                    .into_iter()
+                    .map(|(name, json)| {
+                        let value = jaq_json::read::parse_single(json.as_bytes())
+                            .expect("tojson's text parses");
+                        (name, value)
+                    })
+                    .collect();
+                let compiled = match Compiled::new(&code, vars) {
+                    Ok(compiled) => compiled,
+                    Err(error) => {
+                        let _ = answers.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = answers.send(Ok(Vec::new()));
+                for input in inputs {
+                    if answers.send(compiled.apply(&input)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the thread that runs the jq filter")?;
+        let filter = Filter {
+            jobs: Some(jobs),
+            results,
+            worker: Some(worker),
+        };
+        filter.answer()?;
+        Ok(filter)
+    }
+
+    /// Runs the filter on `input` (a JSON document) and returns its one
+    /// output as `jq` prints it: two-space indent, keys in their order, a
+    /// final newline. No output or several is an invalid document (exit 6).
+    pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+        let jobs = self.jobs.as_ref().expect("set until drop");
+        jobs.send(input.to_vec())
+            .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?;
+        self.answer()
+    }
+
+    fn answer(&self) -> Result<Vec<u8>> {
+        self.results
+            .recv()
+            .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// The number of tokens in `code`, near enough: each run of name or number
+/// characters, each other character outside strings, each string and each
+/// interpolation `\(` in one.
+fn count_tokens(code: &str) -> usize {
+    let (mut tokens, mut in_string, mut escaped, mut in_word) = (0, false, false, false);
+    for c in code.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+                tokens += usize::from(c == '(');
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        let word = c.is_alphanumeric() || c == '_' || c == '$';
+        if word {
+            tokens += usize::from(!in_word);
+        } else if c == '"' {
+            in_string = true;
+            tokens += 1;
+        } else if !c.is_whitespace() {
+            tokens += 1;
+        }
+        in_word = word;
+    }
+    tokens
+}
+
+/// A compiled filter with its `--arg` / `--argjson` values.
+struct Compiled {
     filter: jaq_core::Filter<Data>,
     values: Vec<Val>,
 }
@@ -107,10 +241,8 @@ fn location(code: &str) -> Result<Val> {
     ))
 }
 
-impl Filter {
-    /// Compiles `code`; `vars` are `(name, value)` pairs without the `$`.
-    /// A filter that does not compile is a usage error (exit 2).
-    pub fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Filter> {
+impl Compiled {
+    fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Compiled> {
         // jq's $ENV, built only for the filters that use it.
         if code.contains("$ENV") {
             let env: jaq_json::Map = std::env::vars()
@@ -178,18 +310,15 @@ impl Filter {
                     .join(", ");
                 usage(code, undefined)
             })?;
-        Ok(Filter {
+        Ok(Compiled {
             filter,
             values: vars.into_iter().map(|(_, value)| value).collect(),
         })
     }
 
-    /// Runs the filter on `input` (a JSON document) and returns its one
-    /// output as `jq` prints it: two-space indent, keys in their order, a
-    /// final newline. No output or several is an invalid document (exit 6).
     /// `halt` (and `halt_error` with exit code 0) leave the document as it
     /// is; a `halt` with another code is a failure (exit 1) that names it.
-    pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+    fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
         check_input(input).context("the document edit --jq would read")?;
         let doc = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
@@ -372,10 +501,13 @@ pub fn pretty(value: &Val) -> Vec<u8> {
 }
 
 fn usage(code: &str, message: String) -> anyhow::Error {
-    Error::Usage(format!(
-        "the jq filter {code:?} does not compile: {message}"
-    ))
-    .into()
+    // A long filter is named by its start: the message stays one line.
+    const SHOWN: usize = 100;
+    let shown = match code.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &code[..end]),
+        None => format!("{code:?}"),
+    };
+    Error::Usage(format!("the jq filter {shown} does not compile: {message}")).into()
 }
 
 /// Describes lex and parse errors with the byte offset where they happened.
