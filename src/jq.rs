@@ -414,12 +414,18 @@ fn too_deep(value: &Val) -> bool {
 }
 
 /// Numbers as jq prints them: a computed float with an integral value
-/// prints without a fraction (`2.0 * 1` is `2`).
+/// prints with all its digits and no fraction (`2.0 * 1` is `2`, `1e17 + 0`
+/// is `100000000000000000`).
 fn jq_numbers(value: Val) -> Val {
     use jaq_json::Num;
-    const EXACT: f64 = 1e17;
     match value {
-        Val::Num(Num::Float(f)) if f.fract() == 0.0 && f.abs() < EXACT => Val::from(f as isize),
+        Val::Num(Num::Float(f)) if f.is_finite() && f.fract() == 0.0 => {
+            if f.abs() < 1e15 {
+                Val::from(f as isize)
+            } else {
+                Val::Num(Num::Dec(jaq_json::Rc::new(format!("{f:.0}"))))
+            }
+        }
         Val::Arr(a) if a.iter().any(has_float) => {
             let a = jaq_json::Rc::try_unwrap(a).unwrap_or_else(|a| (*a).clone());
             a.into_iter().map(jq_numbers).collect()

@@ -47,6 +47,12 @@ def from_entries: reduce .[] as $x ({};
              | if type == "string" then . else tojson end):
           ($x | if has("value") then .value else .v end) });
 
+# jq's walk is bottom-up: children first, then f on the rebuilt parent.
+def walk(f): def w: if type == "object" then map_values(w) elif type == "array" then map(w) else . end | f; w;
+
+# The document comes from the store, not a file: jq says null for stdin.
+def input_filename: null;
+
 # Strings.
 def join($x): reduce .[] as $i (null;
     (if . == null then "" else . + $x end)

@@ -107,10 +107,12 @@ fn indices(x: &Val, y: &Val) -> ValR {
         (Val::TStr(_), Val::TStr(y)) if y.is_empty() => Vec::new(),
         (Val::Arr(_), Val::Arr(a)) if a.is_empty() => Vec::new(),
         (Val::TStr(x), Val::TStr(y)) => {
-            // jq counts in bytes
-            x.windows(y.len())
+            // jq 1.8 counts in code points
+            let x = String::from_utf8_lossy(x);
+            let y = String::from_utf8_lossy(y);
+            x.char_indices()
                 .enumerate()
-                .filter(|(_, w)| w == &&y[..])
+                .filter(|(_, (at, _))| x[*at..].starts_with(&*y))
                 .map(|(i, _)| i)
                 .collect()
         }

@@ -155,13 +155,24 @@ impl FromIterator<JqVal> for JqVal {
     }
 }
 
+/// jq computes in doubles: an integer result beyond 2^53 (exact in jaq,
+/// which has big integers) becomes the double jq would have.
+fn as_jq_computes(v: Val) -> Val {
+    const EXACT: isize = 1 << 53;
+    match v {
+        Val::Num(Num::Int(i)) if !(-EXACT..=EXACT).contains(&i) => Val::from(i as f64),
+        Val::Num(Num::BigInt(_)) => Val::from(v.as_f64().unwrap_or(f64::NAN)),
+        v => v,
+    }
+}
+
 macro_rules! op {
     ($trait:ident, $fn:ident) => {
         impl core::ops::$trait for JqVal {
             type Output = ValR;
             fn $fn(self, rhs: Self) -> ValR {
                 core::ops::$trait::$fn(self.0, rhs.0)
-                    .map(JqVal)
+                    .map(|v| JqVal(as_jq_computes(v)))
                     .map_err(err)
             }
         }
