@@ -88,12 +88,21 @@ pub const MAX_TOKENS: usize = 4096;
 /// debug build (about 16 KiB a level). Only the pages used are ever touched.
 const STACK: usize = 256 << 20;
 
-/// A filter, compiled and run on a thread of its own with a stack large
-/// enough for any filter under `MAX_TOKENS`.
-pub struct Filter {
-    jobs: Option<mpsc::Sender<Vec<u8>>>,
-    results: mpsc::Receiver<Result<Vec<u8>>>,
-    worker: Option<thread::JoinHandle<()>>,
+/// Filters of up to this many tokens are compiled and run on the calling
+/// thread: their syntax tree fits its stack many times over (a debug build
+/// overflowed 8 MiB at 1000 levels), and a thread costs start-up time.
+const INLINE_TOKENS: usize = 256;
+
+/// A filter, compiled and run on the calling thread when it is small, else
+/// on a thread of its own with a stack large enough for any filter under
+/// `MAX_TOKENS`.
+pub enum Filter {
+    Inline(Compiled),
+    Thread {
+        jobs: Option<mpsc::Sender<Vec<u8>>>,
+        results: mpsc::Receiver<Result<Vec<u8>>>,
+        worker: Option<thread::JoinHandle<()>>,
+    },
 }
 
 impl Filter {
@@ -109,6 +118,9 @@ impl Filter {
                      (edit KEY -- jq FILTER has no limit)"
                 ),
             ));
+        }
+        if tokens <= INLINE_TOKENS {
+            return Compiled::new(code, vars).map(Filter::Inline);
         }
         // Values cross to the thread as JSON text (jaq's values are not Send).
         let vars: Vec<(String, String)> = vars
@@ -145,7 +157,7 @@ impl Filter {
                 }
             })
             .context("cannot start the thread that runs the jq filter")?;
-        let filter = Filter {
+        let filter = Filter::Thread {
             jobs: Some(jobs),
             results,
             worker: Some(worker),
@@ -158,14 +170,22 @@ impl Filter {
     /// output as `jq` prints it: two-space indent, keys in their order, a
     /// final newline. No output or several is an invalid document (exit 6).
     pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
-        let jobs = self.jobs.as_ref().expect("set until drop");
-        jobs.send(input.to_vec())
-            .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?;
-        self.answer()
+        match self {
+            Filter::Inline(compiled) => compiled.apply(input),
+            Filter::Thread { jobs, .. } => {
+                let jobs = jobs.as_ref().expect("set until drop");
+                jobs.send(input.to_vec())
+                    .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?;
+                self.answer()
+            }
+        }
     }
 
     fn answer(&self) -> Result<Vec<u8>> {
-        self.results
+        let Filter::Thread { results, .. } = self else {
+            unreachable!("only a thread answers")
+        };
+        results
             .recv()
             .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?
     }
@@ -173,9 +193,11 @@ impl Filter {
 
 impl Drop for Filter {
     fn drop(&mut self) {
-        self.jobs.take();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        if let Filter::Thread { jobs, worker, .. } = self {
+            jobs.take();
+            if let Some(worker) = worker.take() {
+                let _ = worker.join();
+            }
         }
     }
 }
@@ -212,7 +234,7 @@ fn count_tokens(code: &str) -> usize {
 }
 
 /// A compiled filter with its `--arg` / `--argjson` values.
-struct Compiled {
+pub struct Compiled {
     filter: jaq_core::Filter<Data>,
     values: Vec<Val>,
 }

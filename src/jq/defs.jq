@@ -79,3 +79,12 @@ def @tsv:
       else error("\(type) (\(tojson)) is not valid in a tsv row") end)
     | join("\t") end;
 def builtins: $__builtins;
+def format($f):
+  if $f == "text" then @text elif $f == "json" then @json elif $f == "csv" then @csv
+  elif $f == "tsv" then @tsv elif $f == "html" then @html elif $f == "uri" then @uri
+  elif $f == "sh" then @sh elif $f == "base64" then @base64 elif $f == "base64d" then @base64d
+  else error("\($f) is not a valid format") end;
+def trimstr($x): ltrimstr($x) | rtrimstr($x);
+# Literals are kept as written; arithmetic is in doubles, not decimal.
+def have_literal_numbers: true;
+def have_decnum: false;
