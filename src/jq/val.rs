@@ -166,23 +166,95 @@ fn as_jq_computes(v: Val) -> Val {
     }
 }
 
+/// jq's error for an operation on values it does not combine:
+/// `string ("a") and number (1) cannot be added`.
+fn cannot(l: &Val, r: &Val, what: &str) -> Error {
+    let dump = super::funs::to_json;
+    msg(format!(
+        "{} ({}) and {} ({}) cannot be {what}",
+        type_name(l),
+        dump(l),
+        type_name(r),
+        dump(r)
+    ))
+}
+
+/// Whether jaq combines the two values with the operation (`+`, `-`, `*`,
+/// `/`); checked first so that the values need not be cloned for the error.
+fn combines(op: char, l: &Val, r: &Val) -> bool {
+    use Val::{Arr, Null, Num as N, Obj, TStr};
+    match op {
+        '+' => matches!(
+            (l, r),
+            (Null, _)
+                | (_, Null)
+                | (N(_), N(_))
+                | (TStr(_), TStr(_))
+                | (Arr(_), Arr(_))
+                | (Obj(_), Obj(_))
+        ),
+        '-' => matches!((l, r), (N(_), N(_)) | (Arr(_), Arr(_))),
+        '*' => matches!(
+            (l, r),
+            (N(_), N(_)) | (TStr(_), N(_)) | (N(_), TStr(_)) | (Obj(_), Obj(_))
+        ),
+        _ => matches!((l, r), (N(_), N(_)) | (TStr(_), TStr(_))),
+    }
+}
+
 macro_rules! op {
-    ($trait:ident, $fn:ident) => {
+    ($trait:ident, $fn:ident, $op:expr, $what:expr) => {
         impl core::ops::$trait for JqVal {
             type Output = ValR;
             fn $fn(self, rhs: Self) -> ValR {
-                core::ops::$trait::$fn(self.0, rhs.0)
+                let (l, r) = (self.0, rhs.0);
+                if !combines($op, &l, &r) {
+                    return Err(cannot(&l, &r, $what));
+                }
+                core::ops::$trait::$fn(l, r)
                     .map(|v| JqVal(as_jq_computes(v)))
                     .map_err(err)
             }
         }
     };
 }
-op!(Add, add);
-op!(Sub, sub);
-op!(Mul, mul);
-op!(Div, div);
-op!(Rem, rem);
+op!(Add, add, '+', "added");
+op!(Sub, sub, '-', "subtracted");
+op!(Mul, mul, '*', "multiplied");
+
+impl core::ops::Div for JqVal {
+    type Output = ValR;
+    fn div(self, rhs: Self) -> ValR {
+        let (l, r) = (self.0, rhs.0);
+        if !combines('/', &l, &r) {
+            return Err(cannot(&l, &r, "divided"));
+        }
+        if matches!(l, Val::Num(_)) && r.as_f64() == Some(0.0) {
+            return Err(cannot(&l, &r, "divided because the divisor is zero"));
+        }
+        (l / r).map(|v| JqVal(as_jq_computes(v))).map_err(err)
+    }
+}
+
+/// jq's `%` works on the operands truncated to integers.
+impl core::ops::Rem for JqVal {
+    type Output = ValR;
+    fn rem(self, rhs: Self) -> ValR {
+        let (l, r) = (self.0, rhs.0);
+        let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
+            return Err(cannot(&l, &r, "divided"));
+        };
+        let (a, b) = (a.trunc() as i64, b.trunc() as i64);
+        if b == 0 {
+            return Err(cannot(
+                &l,
+                &r,
+                "divided (remainder) because the divisor is zero",
+            ));
+        }
+        Ok(JqVal(as_jq_computes(Val::from(a.wrapping_rem(b) as isize))))
+    }
+}
 
 impl core::ops::Neg for JqVal {
     type Output = ValR;
