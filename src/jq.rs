@@ -772,7 +772,7 @@ mod tests {
             let error = run(code, "[1, 2]").unwrap_err();
             assert_eq!(crate::error::exit_code(&error), 6, "{code}: {error}");
         }
-        let error = run(".x = (0/0)", "{}").unwrap_err();
+        let error = run(".x = nan", "{}").unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 6, "{error}");
         let error = run(".a + 1", r#"{"a": "x"}"#).unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 1, "{error}");

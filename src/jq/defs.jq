@@ -46,12 +46,34 @@ def from_entries: reduce .[] as $x ({};
     . + { ($x | if .key == null then .k // .name // .Name // .K // .Key else .key end
              | if type == "string" then . else tojson end):
           ($x | if has("value") then .value else .v end) });
+def with_entries(f): to_entries | map(f) | from_entries;
 
 # jq's walk is bottom-up: children first, then f on the rebuilt parent.
 def walk(f): def w: if type == "object" then map_values(w) elif type == "array" then map(w) else . end | f; w;
 
 # The document comes from the store, not a file: jq says null for stdin.
 def input_filename: null;
+
+# jaq defines these by dividing by zero, which is an error in jq (and here).
+def infinite: 1e1000 + 0;
+def nan: infinite - infinite;
+# A definition sees the ones before it: jaq's users of nan and infinite
+# are defined again here so that they see these.
+def isnan: . < nan and nan < .;
+def isinfinite: . == infinite or . == -infinite;
+def isfinite: isnumber and (isinfinite | not);
+def isnormal: isnumber and ((. == 0 or isnan or isinfinite) | not);
+def finites: select(isfinite);
+def normals: select(isnormal);
+def logb:
+    if . == 0.0 then -infinite
+  elif isinfinite then infinite
+  elif isnan then .
+  else ilogb | . + 0.0 end;
+def significand:
+    if isinfinite or isnan then .
+  elif . == 0.0 then 0.0
+  else scalbln(.; ilogb | -1 * .) end;
 
 # Strings.
 def join($x): reduce .[] as $i (null;

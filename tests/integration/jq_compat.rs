@@ -75,6 +75,8 @@ const ROWS: &[Row] = &[
     row(r#"[paths]"#, r#"{"a":[1]}"#, Out(r#"[["a"],["a",0]]"#), Same),
     row(r#"to_entries"#, r#"{"b":1,"a":2}"#, Out(r#"[{"key":"b","value":1},{"key":"a","value":2}]"#), Same),
     row(r#"with_entries(.value += 1)"#, r#"{"b":1,"a":2}"#, Out(r#"{"b":2,"a":3}"#), Same),
+    row(r#"with_entries({name: .key, value: .value})"#, r#"{"b":1}"#, Out(r#"{"b":1}"#), Same),
+    row("[1, 0, nan] | map(isnormal)", "null", Out("[true,false,false]"), Same),
     row(r#"from_entries"#, r#"[{"key":"a","value":1},{"name":"b","value":2}]"#, Out(r#"{"a":1,"b":2}"#), Same),
     row(r#"from_entries"#, r#"[{"k":"a","v":1},{"key":1,"value":2}]"#, Jq17(r#"{"a":1,"1":2}"#), Same),
     // Deletion: several paths at once, key order kept.
@@ -194,6 +196,7 @@ const ROWS: &[Row] = &[
     row(".a // \"d\"", "{}", Out(r#""d""#), Same),
     row("error(\"stop\")", "{}", Error, Same),
     row("[5.5 % 2, -5 % 3, 5 % -3, 5 % 2.9]", "null", Out("[1,-2,2,1]"), Same),
+    row("[nan | isnan, (infinite | isinfinite), (nan < 1)]", "null", Out("[true,true,true]"), Same),
     row("try (.a + 1) catch .", r#"{"a":"x"}"#, Out(r#""string (\"x\") and number (1) cannot be added""#), Same),
     row("try (. - 1) catch .", r#"{"k":[1]}"#, Out(r#""object ({\"k\":[1]}) and number (1) cannot be subtracted""#), Same),
     row("try ([] * {}) catch .", "null", Out(r#""array ([]) and object ({}) cannot be multiplied""#), Same),
