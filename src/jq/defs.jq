@@ -76,6 +76,7 @@ def significand:
   else scalbln(.; ilogb | -1 * .) end;
 
 # Strings.
+def tonumber: tonumber_native;
 def join($x): reduce .[] as $i (null;
     (if . == null then "" else . + $x end)
     + ($i | if . == null then "" elif type == "string" then . else tojson end)

@@ -139,6 +139,49 @@ fn indices(x: &Val, y: &Val) -> ValR {
     Ok(found.into_iter().map(JqVal::from).collect())
 }
 
+/// jq's `tonumber`: a number as it is; a string that is a number as
+/// written in JSON, with an optional `+`, a bare `.5` or `5.`, or `nan`.
+fn tonumber(v: &Val) -> ValR {
+    let fail = || {
+        msg(format!(
+            "{} ({}) cannot be parsed as a number",
+            type_name(v),
+            to_json(v)
+        ))
+    };
+    let text = match v {
+        Val::Num(_) => return Ok(JqVal(v.clone())),
+        Val::TStr(s) => std::str::from_utf8(s).map_err(|_| fail())?,
+        _ => return Err(fail()),
+    };
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if unsigned == "nan" {
+        return Ok(JqVal::from(f64::NAN));
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            (digits(int) || int.is_empty())
+                && (digits(frac) || frac.is_empty())
+                && !(int.is_empty() && frac.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !(mantissa_ok && exponent_ok) {
+        return Err(fail());
+    }
+    if exponent.is_none() && !mantissa.contains('.') {
+        // an integer: exact, as jaq reads integers
+        return jaq_core::ValT::from_num(text.trim_start_matches('+'));
+    }
+    text.parse::<f64>().map(JqVal::from).map_err(|_| fail())
+}
+
 /// Writes `v` to standard error as jq's `stderr` does: compact, no newline.
 fn eprint(v: &Val) {
     let mut err = std::io::stderr().lock();
@@ -171,6 +214,7 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
         ("tojson", v(0), |cv| {
             bome(Ok(JqVal::from(to_json(&cv.1 .0))))
         }),
+        ("tonumber_native", v(0), |cv| bome(tonumber(&cv.1 .0))),
         ("length", v(0), |cv| bome(length(&cv.1 .0))),
         ("contains", v(1), |cv| {
             unary(cv, |x, y| contains(&x.0, &y.0).map(JqVal::from))

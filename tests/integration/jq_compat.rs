@@ -123,6 +123,8 @@ const ROWS: &[Row] = &[
     row(r#"tojson"#, r#"[1,"a",null]"#, Out(r#""[1,\"a\",null]""#), Same),
     row(r#"fromjson"#, r#""{\"a\":1}""#, Out(r#"{"a":1}"#), Same),
     row(r#"tonumber"#, r#""42""#, Out("42"), Same),
+    row("map(tonumber)", r#"["+5.43", "1e3", "-1.5", ".5", "5.", 7, "12"]"#, Out("[5.43,1000,-1.5,0.5,5,7,12]"), Same),
+    row("map(try tonumber catch .)", r#"[" 1", "0x10", "", "1a", "[1]", true]"#, Out(r#"["string (\" 1\") cannot be parsed as a number","string (\"0x10\") cannot be parsed as a number","string (\"\") cannot be parsed as a number","string (\"1a\") cannot be parsed as a number","string (\"[1]\") cannot be parsed as a number","boolean (true) cannot be parsed as a number"]"#), Same),
     row(r#"@csv"#, r#"[1,"a,b","c\"d",null,true]"#, Out(r#""1,\"a,b\",\"c\"\"d\",,true""#), Same),
     row(r#"@tsv"#, r#"["a\tb",1,null,"c\\d"]"#, Out(r#""a\\tb\t1\t\tc\\\\d""#), Same),
     row(r#"@base64"#, r#""hi""#, Out(r#""aGk=""#), Same),
