@@ -375,7 +375,7 @@ impl Compiled {
             ))
             .into());
         }
-        let output = pretty(&jq_numbers(first));
+        let output = pretty(&jq_numbers(first, false));
         document::validate(&output)
             .context("the filter's result has no JSON form (NaN and infinite numbers have none)")?;
         Ok(output)
@@ -438,9 +438,21 @@ fn too_deep(value: &Val) -> bool {
 /// Numbers as jq prints them: a computed float with an integral value
 /// prints with all its digits and no fraction (`2.0 * 1` is `2`, `1e17 + 0`
 /// is `100000000000000000`).
-fn jq_numbers(value: Val) -> Val {
+///
+/// With `as_text` (for `tojson`, `tostring`, `"\(.)"`), infinite numbers
+/// are jq's `1.7976931348623157e+308` and NaN is `null`; a document keeps
+/// them, for `apply` to refuse.
+pub(crate) fn jq_numbers(value: Val, as_text: bool) -> Val {
     use jaq_json::Num;
+    let recurse = |v| jq_numbers(v, as_text);
     match value {
+        Val::Num(Num::Float(f)) if as_text && f.is_nan() => Val::Null,
+        Val::Num(Num::Float(f)) if as_text && f.is_infinite() => {
+            let sign = if f < 0.0 { "-" } else { "" };
+            Val::Num(Num::Dec(jaq_json::Rc::new(format!(
+                "{sign}1.7976931348623157e+308"
+            ))))
+        }
         Val::Num(Num::Float(f)) if f.is_finite() && f.fract() == 0.0 => {
             if f.abs() < 1e15 {
                 Val::from(f as isize)
@@ -450,11 +462,11 @@ fn jq_numbers(value: Val) -> Val {
         }
         Val::Arr(a) if a.iter().any(has_float) => {
             let a = jaq_json::Rc::try_unwrap(a).unwrap_or_else(|a| (*a).clone());
-            a.into_iter().map(jq_numbers).collect()
+            a.into_iter().map(recurse).collect()
         }
         Val::Obj(o) if o.values().any(has_float) => {
             let o = jaq_json::Rc::try_unwrap(o).unwrap_or_else(|o| (*o).clone());
-            Val::obj(o.into_iter().map(|(k, v)| (k, jq_numbers(v))).collect())
+            Val::obj(o.into_iter().map(|(k, v)| (k, recurse(v))).collect())
         }
         v => v,
     }

@@ -20,6 +20,7 @@ def del(f): delpaths([path(f)]);
 
 # Paths and streams (jq 1.7.1's definitions).
 def leaf_paths: paths(scalars);
+def pick(pathexps): . as $top | reduce path(pathexps) as $p (null; setpath($p; $top | getpath($p)));
 def _tostream_r: (.[]? | _tostream_r), .;
 def tostream: path(_tostream_r) as $p | getpath($p) | reduce path(.[]?) as $q ([$p, .]; [$p + $q]);
 def fromstream(f): { x: null, e: false } as $init
@@ -70,6 +71,8 @@ def logb:
   elif isinfinite then infinite
   elif isnan then .
   else ilogb | . + 0.0 end;
+# jq's gamma is the logarithm of the gamma function (jaq's is tgamma).
+def gamma: lgamma;
 def significand:
     if isinfinite or isnan then .
   elif . == 0.0 then 0.0

@@ -28,6 +28,7 @@ fn msg(text: String) -> Error {
 
 /// The value as jq's `tojson` writes it: compact.
 pub fn to_json(v: &Val) -> String {
+    let v = &super::jq_numbers(v.clone(), true);
     let mut out = Vec::new();
     jaq_json::write::write(&mut out, &jaq_json::write::Pp::default(), 0, v)
         .expect("writing to memory cannot fail");

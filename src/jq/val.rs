@@ -520,7 +520,10 @@ impl jaq_core::ValT for JqVal {
     }
 
     fn into_string(self) -> Self {
-        JqVal(self.0.into_string())
+        match self.0 {
+            v @ (Val::TStr(_) | Val::BStr(_)) => JqVal(v.into_string()),
+            v => JqVal::from(super::funs::to_json(&v)),
+        }
     }
 }
 
