@@ -74,6 +74,8 @@ const ROWS: &[Row] = &[
     row(r#"{x: getpath(["a",0,"b"])}"#, "null", Out(r#"{"x":null}"#), Same),
     row(r#"[paths]"#, r#"{"a":[1]}"#, Out(r#"[["a"],["a",0]]"#), Same),
     row(r#"to_entries"#, r#"{"b":1,"a":2}"#, Out(r#"[{"key":"b","value":1},{"key":"a","value":2}]"#), Same),
+    row("to_entries | sort_by(.key) | from_entries", r#"{"b":1,"a":2}"#, Out(r#"{"a":2,"b":1}"#), Same),
+    row(".[0] * 1", "[1.0]", Out("1"), Same),
     row(r#"with_entries(.value += 1)"#, r#"{"b":1,"a":2}"#, Out(r#"{"b":2,"a":3}"#), Same),
     row(r#"with_entries({name: .key, value: .value})"#, r#"{"b":1}"#, Out(r#"{"b":1}"#), Same),
     row("[1, 0, nan] | map(isnormal)", "null", Out("[true,false,false]"), Same),
