@@ -75,7 +75,7 @@ def logb:
 def gamma: lgamma;
 def significand:
     if isinfinite or isnan then .
-  elif . == 0.0 then 0.0
+  elif . == 0.0 then 0
   else scalbln(.; ilogb | -1 * .) end;
 
 # Strings.
@@ -84,6 +84,22 @@ def join($x): reduce .[] as $i (null;
     (if . == null then "" else . + $x end)
     + ($i | if . == null then "" elif type == "string" then . else tojson end)
   ) // "";
+# Regular expressions: jaq leaves out a group that took no part in a match
+# where jq reports it (string null, offset -1); that is an error here rather
+# than a shorter list of captures.
+def _all_groups($re):
+  ($re | regex_groups_native) as $n
+  | if (.[1:] | length) < $n
+    then error("a capture group of \($re | tojson) took no part in the match; etagstore cannot report it as jq does (as null)")
+    else . end;
+def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: .[1:] };
+def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
+def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
+def scan(re; flags): scan_(re; "g" + flags);
+def match(re): match(re; "");
+def capture(re): capture(re; "");
+def scan(re): scan(re; "");
+
 def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
 def todate: todateiso8601;
 def splits($re; flags): split($re; flags) | .[];

@@ -183,6 +183,41 @@ fn tonumber(v: &Val) -> ValR {
     text.parse::<f64>().map(JqVal::from).map_err(|_| fail())
 }
 
+/// The number of capture groups in a regular expression, as written:
+/// `(` outside a character class and not escaped, except `(?:`, `(?i)`
+/// and other `(?` forms that are not `(?<name>` or `(?P<name>`.
+fn regex_groups(re: &[u8]) -> usize {
+    let (mut groups, mut i, mut in_class) = (0, 0, false);
+    while i < re.len() {
+        match re[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                // a `]` right after `[` or `[^` is a literal
+                if re.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if re.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => {
+                let rest = &re[i + 1..];
+                let named = rest.starts_with(b"?<")
+                    && !rest.starts_with(b"?<=")
+                    && !rest.starts_with(b"?<!");
+                if !rest.starts_with(b"?") || named || rest.starts_with(b"?P<") {
+                    groups += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    groups
+}
+
 /// Writes `v` to standard error as jq's `stderr` does: compact, no newline.
 fn eprint(v: &Val) {
     let mut err = std::io::stderr().lock();
@@ -216,6 +251,13 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
             bome(Ok(JqVal::from(to_json(&cv.1 .0))))
         }),
         ("tonumber_native", v(0), |cv| bome(tonumber(&cv.1 .0))),
+        ("regex_groups_native", v(0), |cv| match &cv.1 .0 {
+            Val::TStr(re) => bome(Ok(JqVal::from(regex_groups(re)))),
+            other => bome(Err(msg(format!(
+                "{} ({other}) cannot be matched, as it is not a string",
+                type_name(other)
+            )))),
+        }),
         ("length", v(0), |cv| bome(length(&cv.1 .0))),
         ("contains", v(1), |cv| {
             unary(cv, |x, y| contains(&x.0, &y.0).map(JqVal::from))
