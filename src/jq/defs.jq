@@ -120,6 +120,8 @@ def @tsv:
       elif . == null then ""
       else error("\(type) (\(tojson)) is not valid in a tsv row") end)
     | join("\t") end;
+# jq decodes base64 without its padding too.
+def @base64d: tostring | . + ("=" * ((4 - length % 4) % 4)) | decode_base64;
 def builtins: $__builtins;
 def format($f):
   if $f == "text" then @text elif $f == "json" then @json elif $f == "csv" then @csv

@@ -136,6 +136,7 @@ const ROWS: &[Row] = &[
     row(r#"@csv"#, r#"[1,"a,b","c\"d",null,true]"#, Out(r#""1,\"a,b\",\"c\"\"d\",,true""#), Same),
     row(r#"@tsv"#, r#"["a\tb",1,null,"c\\d"]"#, Out(r#""a\\tb\t1\t\tc\\\\d""#), Same),
     row(r#"@base64"#, r#""hi""#, Out(r#""aGk=""#), Same),
+    row(r#"map(@base64d)"#, r#"["aGk=", "YQ", "YWI", ""]"#, Out(r#"["hi","a","ab",""]"#), Same),
     row(r#"@uri"#, r#""a b&c""#, Out(r#""a%20b%26c""#), Same),
     row(r#"@sh"#, r#"["a b","c'd"]"#, Out(r#""'a b' 'c'\\''d'""#), Same),
     row(r#"@html"#, r#""<a>&""#, Out(r#""&lt;a&gt;&amp;""#), Same),
