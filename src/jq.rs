@@ -1,15 +1,22 @@
 //! jq filters run inside the process with jaq, so `edit --jq` needs no
 //! external `jq` and pays no second process start-up.
 
+use std::sync::mpsc;
+use std::thread;
+
 use anyhow::{anyhow, Context, Result};
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
+use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
+
+mod funs;
+mod val;
+pub use val::JqVal;
 
 use crate::document;
 use crate::error::Error;
 
-type Data = data::JustLut<Val>;
+type Data = data::JustLut<JqVal>;
 
 /// The largest document a filter runs on. jaq holds the parsed value in
 /// memory at about 15 times the text's size (many small keys), so this
@@ -73,16 +80,191 @@ fn longest_number(bytes: &[u8]) -> usize {
     longest
 }
 
-/// A compiled filter with its `--arg` / `--argjson` values.
-pub struct Filter {
-    filter: jaq_core::Filter<Data>,
-    values: Vec<Val>,
+/// The most tokens a filter may have. jaq's parser, compiler and
+/// interpreter recurse once per level of the filter's syntax tree, which is
+/// at most this deep: a 10,000-deep filter overflowed the stack (exit 134).
+pub const MAX_TOKENS: usize = 4096;
+/// The jq thread's stack: room for `MAX_TOKENS` levels with the frames of a
+/// debug build (about 16 KiB a level). Only the pages used are ever touched.
+const STACK: usize = 256 << 20;
+
+/// Filters of up to this many tokens are compiled and run on the calling
+/// thread: their syntax tree fits its stack many times over (a debug build
+/// overflowed 8 MiB at 1000 levels), and a thread costs start-up time.
+const INLINE_TOKENS: usize = 256;
+
+/// A filter, compiled and run on the calling thread when it is small, else
+/// on a thread of its own with a stack large enough for any filter under
+/// `MAX_TOKENS`.
+pub enum Filter {
+    Inline(Compiled),
+    Thread {
+        jobs: Option<mpsc::Sender<Vec<u8>>>,
+        results: mpsc::Receiver<Result<Vec<u8>>>,
+        worker: Option<thread::JoinHandle<()>>,
+    },
 }
 
 impl Filter {
     /// Compiles `code`; `vars` are `(name, value)` pairs without the `$`.
     /// A filter that does not compile is a usage error (exit 2).
-    pub fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Filter> {
+    pub fn new(code: &str, vars: Vec<(String, Val)>) -> Result<Filter> {
+        let tokens = count_tokens(code);
+        if tokens > MAX_TOKENS {
+            return Err(usage(
+                code,
+                format!(
+                    "it has {tokens} tokens; edit --jq takes filters of up to {MAX_TOKENS} \
+                     (edit KEY -- jq FILTER has no limit)"
+                ),
+            ));
+        }
+        if tokens <= INLINE_TOKENS {
+            return Compiled::new(code, vars).map(Filter::Inline);
+        }
+        // Values cross to the thread as JSON text (jaq's values are not Send).
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(name, value)| (name, funs::to_json(&value)))
+            .collect();
+        let code = code.to_string();
+        let (jobs, inputs) = mpsc::channel::<Vec<u8>>();
+        let (answers, results) = mpsc::channel();
+        let worker = thread::Builder::new()
+            .name("jq".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                let vars = vars
+                    .into_iter()
+                    .map(|(name, json)| {
+                        let value = jaq_json::read::parse_single(json.as_bytes())
+                            .expect("tojson's text parses");
+                        (name, value)
+                    })
+                    .collect();
+                let compiled = match Compiled::new(&code, vars) {
+                    Ok(compiled) => compiled,
+                    Err(error) => {
+                        let _ = answers.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = answers.send(Ok(Vec::new()));
+                for input in inputs {
+                    if answers.send(compiled.apply(&input)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the thread that runs the jq filter")?;
+        let filter = Filter::Thread {
+            jobs: Some(jobs),
+            results,
+            worker: Some(worker),
+        };
+        filter.answer()?;
+        Ok(filter)
+    }
+
+    /// Runs the filter on `input` (a JSON document) and returns its one
+    /// output as `jq` prints it: two-space indent, keys in their order, a
+    /// final newline. No output or several is an invalid document (exit 6).
+    pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Filter::Inline(compiled) => compiled.apply(input),
+            Filter::Thread { jobs, .. } => {
+                let jobs = jobs.as_ref().expect("set until drop");
+                jobs.send(input.to_vec())
+                    .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?;
+                self.answer()
+            }
+        }
+    }
+
+    fn answer(&self) -> Result<Vec<u8>> {
+        let Filter::Thread { results, .. } = self else {
+            unreachable!("only a thread answers")
+        };
+        results
+            .recv()
+            .map_err(|_| anyhow!("the thread that runs the jq filter has stopped"))?
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        if let Filter::Thread { jobs, worker, .. } = self {
+            jobs.take();
+            if let Some(worker) = worker.take() {
+                let _ = worker.join();
+            }
+        }
+    }
+}
+
+/// The number of tokens in `code`, near enough: each run of name or number
+/// characters, each other character outside strings, each string and each
+/// interpolation `\(` in one.
+fn count_tokens(code: &str) -> usize {
+    let (mut tokens, mut in_string, mut escaped, mut in_word) = (0, false, false, false);
+    for c in code.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+                tokens += usize::from(c == '(');
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        let word = c.is_alphanumeric() || c == '_' || c == '$';
+        if word {
+            tokens += usize::from(!in_word);
+        } else if c == '"' {
+            in_string = true;
+            tokens += 1;
+        } else if !c.is_whitespace() {
+            tokens += 1;
+        }
+        in_word = word;
+    }
+    tokens
+}
+
+/// A compiled filter with its `--arg` / `--argjson` values.
+pub struct Compiled {
+    filter: jaq_core::Filter<Data>,
+    values: Vec<Val>,
+}
+
+/// Where `$__loc__` stands in `code`: jq's `{"file", "line"}`. Every
+/// `$__loc__` in one filter must be on the same line (one value serves all).
+fn location(code: &str) -> Result<Val> {
+    let lines: Vec<usize> = code
+        .match_indices("$__loc__")
+        .map(|(at, _)| 1 + code[..at].matches('\n').count())
+        .collect();
+    if lines.windows(2).any(|w| w[0] != w[1]) {
+        return Err(usage(
+            code,
+            "etagstore supports $__loc__ on one line of a filter only".into(),
+        ));
+    }
+    let loc = [
+        ("file", Val::from("<top-level>".to_string())),
+        ("line", Val::from(lines[0])),
+    ];
+    Ok(Val::obj(
+        loc.into_iter()
+            .map(|(k, v)| (Val::from(k.to_string()), v))
+            .collect(),
+    ))
+}
+
+impl Compiled {
+    fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Compiled> {
         // jq's $ENV, built only for the filters that use it.
         if code.contains("$ENV") {
             let env: jaq_json::Map = std::env::vars()
@@ -90,14 +272,48 @@ impl Filter {
                 .collect();
             vars.push(("ENV".to_string(), Val::obj(env)));
         }
+        if code.contains("$__loc__") {
+            vars.push(("__loc__".to_string(), location(code)?));
+        }
+        let code = &leading_dot_numbers(code);
+        let code = code.as_str();
+        let wants_builtins = code.contains("builtins");
+        vars.push(("__builtins".to_string(), Val::Null));
         let names: Vec<String> = vars.iter().map(|(name, _)| format!("${name}")).collect();
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
-        let loader = Loader::new(defs);
+            .chain(jaq_json::defs())
+            .chain(own_defs());
+        let funs: Vec<_> = jaq_core::funs()
+            .chain(
+                jaq_std::funs()
+                    .filter(|(name, _, _)| !matches!(*name, "debug_empty" | "stderr_empty")),
+            )
+            .chain(funs::funs())
+            .collect();
+        if wants_builtins {
+            let defs = jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs())
+                .chain(own_defs())
+                .map(|def| (def.name, def.args.len()));
+            let natives = funs.iter().map(|(name, args, _)| (*name, args.len()));
+            let mut list: Vec<String> = defs
+                .chain(natives)
+                .filter(|(name, _)| {
+                    !(name.starts_with(['_', '@'])
+                        || name.ends_with('_')
+                        || name.ends_with("_empty")
+                        || name.ends_with("_native"))
+                })
+                .map(|(name, arity)| format!("{name}/{arity}"))
+                .collect();
+            list.sort();
+            list.dedup();
+            let builtins = list.into_iter().map(Val::from).collect();
+            vars.last_mut().expect("pushed above").1 = builtins;
+        }
+        let loader = Loader::new(used_defs(code, defs.collect()));
         let arena = Arena::default();
         let program = File { code, path: () };
         let modules = loader
@@ -116,38 +332,312 @@ impl Filter {
                     .join(", ");
                 usage(code, undefined)
             })?;
-        Ok(Filter {
+        Ok(Compiled {
             filter,
             values: vars.into_iter().map(|(_, value)| value).collect(),
         })
     }
 
-    /// Runs the filter on `input` (a JSON document) and returns its one
-    /// output as `jq` prints it: two-space indent, keys in their order, a
-    /// final newline. No output or several is an invalid document (exit 6).
-    pub fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+    /// `halt` (and `halt_error` with exit code 0) leave the document as it
+    /// is; a `halt` with another code is a failure (exit 1) that names it.
+    fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
         check_input(input).context("the document edit --jq would read")?;
-        let input = jaq_json::read::parse_single(input)
+        let doc = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
-        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.values.iter().cloned()));
-        let mut outputs = self.filter.id.run((ctx, input)).map(unwrap_valr);
+        let vars = Vars::new(self.values.iter().cloned().map(JqVal));
+        let ctx = Ctx::<Data>::new(&self.filter.lut, vars);
+        let mut outputs = self.filter.id.run((ctx, JqVal(doc)));
         let first = match outputs.next() {
             None => {
                 return Err(Error::InvalidDocument("the filter produced no value".into()).into())
             }
-            Some(output) => output.map_err(|e| anyhow!("the filter failed: {e}"))?,
+            Some(Ok(value)) => value.0,
+            Some(Err(exn)) => return stopped(exn).map(|()| input.to_vec()),
         };
-        if outputs.next().is_some() {
-            return Err(Error::InvalidDocument(
-                "the filter produced more than one value; wrap it in [...] to collect them".into(),
-            )
+        match outputs.next() {
+            None => {}
+            // `., halt`: one value, then a clean stop
+            Some(Err(exn)) if stopped(exn.clone()).is_ok() => {}
+            Some(_) => {
+                return Err(Error::InvalidDocument(
+                    "the filter produced more than one value; wrap it in [...] to collect them"
+                        .into(),
+                )
+                .into())
+            }
+        }
+        if too_deep(&first) {
+            // Dropping a value nested this deep would recurse as deep.
+            std::mem::forget(first);
+            return Err(Error::InvalidDocument(format!(
+                "the filter's result is nested deeper than {} levels",
+                document::MAX_DEPTH
+            ))
             .into());
         }
-        let output = pretty(&first);
+        let output = pretty(&jq_numbers(first, false));
         document::validate(&output)
             .context("the filter's result has no JSON form (NaN and infinite numbers have none)")?;
         Ok(output)
     }
+}
+
+/// What an exception from the filter means for the edit: `Ok(())` for a
+/// clean `halt` (nothing to change), else the error to report.
+fn stopped(exn: jaq_core::Exn<'_, JqVal>) -> Result<()> {
+    let code = match exn.get_err() {
+        Ok(error) => {
+            let value = error.into_val().0;
+            return Err(match value {
+                Val::TStr(ref s) => anyhow!("the filter failed: {}", String::from_utf8_lossy(s)),
+                other => anyhow!(
+                    "the filter failed: {} (not a string)",
+                    funs::to_json(&other)
+                ),
+            });
+        }
+        Err(exn) => exn.get_halt().unwrap_or(1),
+    };
+    let message = funs::HALT_MESSAGE.with(|m| m.borrow_mut().take());
+    let text = message.map(|value| match value {
+        Val::TStr(s) => String::from_utf8_lossy(&s).into_owned(),
+        other => format!("{}\n", funs::to_json(&other)),
+    });
+    match (code, text) {
+        (0, None) => Ok(()),
+        (0, Some(text)) => {
+            // jq prints halt_error's message and exits 0: so does edit.
+            eprint!("{text}");
+            Ok(())
+        }
+        (code, None) => Err(anyhow!("the filter called halt({code}); nothing written")),
+        (code, Some(text)) => Err(anyhow!(
+            "the filter called halt_error (exit code {code}); nothing written: {}",
+            text.trim_end()
+        )),
+    }
+}
+
+/// True if `value` is nested deeper than a document may be (no recursion).
+fn too_deep(value: &Val) -> bool {
+    let mut stack = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Val>> = match v {
+            Val::Arr(a) => Box::new(a.iter()),
+            Val::Obj(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > document::MAX_DEPTH {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// Numbers as jq prints them: a computed float with an integral value
+/// prints with all its digits and no fraction (`2.0 * 1` is `2`, `1e17 + 0`
+/// is `100000000000000000`).
+///
+/// With `as_text` (for `tojson`, `tostring`, `"\(.)"`), infinite numbers
+/// are jq's `1.7976931348623157e+308` and NaN is `null`; a document keeps
+/// them, for `apply` to refuse.
+pub(crate) fn jq_numbers(value: Val, as_text: bool) -> Val {
+    use jaq_json::Num;
+    let recurse = |v| jq_numbers(v, as_text);
+    match value {
+        Val::Num(Num::Float(f)) if as_text && f.is_nan() => Val::Null,
+        Val::Num(Num::Float(f)) if as_text && f.is_infinite() => {
+            let sign = if f < 0.0 { "-" } else { "" };
+            Val::Num(Num::Dec(jaq_json::Rc::new(format!(
+                "{sign}1.7976931348623157e+308"
+            ))))
+        }
+        Val::Num(Num::Float(f)) if f.is_finite() && f.fract() == 0.0 => {
+            if f.abs() < 1e15 {
+                Val::from(f as isize)
+            } else {
+                Val::Num(Num::Dec(jaq_json::Rc::new(format!("{f:.0}"))))
+            }
+        }
+        Val::Arr(a) if a.iter().any(has_float) => {
+            let a = jaq_json::Rc::try_unwrap(a).unwrap_or_else(|a| (*a).clone());
+            a.into_iter().map(recurse).collect()
+        }
+        Val::Obj(o) if o.values().any(has_float) => {
+            let o = jaq_json::Rc::try_unwrap(o).unwrap_or_else(|o| (*o).clone());
+            Val::obj(o.into_iter().map(|(k, v)| (k, recurse(v))).collect())
+        }
+        v => v,
+    }
+}
+
+fn has_float(value: &Val) -> bool {
+    match value {
+        Val::Num(jaq_json::Num::Float(_)) => true,
+        Val::Arr(a) => a.iter().any(has_float),
+        Val::Obj(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
+
+type Def = jaq_core::load::parse::Def<&'static str>;
+
+/// The definitions `code` can reach: jaq compiles every definition it is
+/// given, and start-up is most of an `edit --jq`, so only the names the
+/// filter's text mentions (any identifier-like word, a superset) and what
+/// their bodies call are kept, in their order (later ones still shadow).
+fn used_defs(code: &str, defs: Vec<Def>) -> Vec<Def> {
+    use std::collections::BTreeSet;
+    let mut wanted: BTreeSet<&str> = BTreeSet::new();
+    let mut work: Vec<&str> = Vec::new();
+    let mut word_start = None;
+    for (i, c) in code.char_indices().chain([(code.len(), ' ')]) {
+        let word = c.is_ascii_alphanumeric() || c == '_' || c == '@';
+        match (word, word_start) {
+            (true, None) => word_start = Some(i),
+            (false, Some(start)) => {
+                let name = &code[start..i];
+                if let Some(def) = defs.iter().find(|d| d.name == name) {
+                    if wanted.insert(def.name) {
+                        work.push(def.name);
+                    }
+                }
+                word_start = None;
+            }
+            _ => {}
+        }
+    }
+    while let Some(name) = work.pop() {
+        let mut called = Vec::new();
+        for def in defs.iter().filter(|d| d.name == name) {
+            names_in(&def.body, &mut called);
+        }
+        for name in called {
+            if wanted.insert(name) {
+                work.push(name);
+            }
+        }
+    }
+    defs.into_iter()
+        .filter(|d| wanted.contains(d.name))
+        .collect()
+}
+
+/// The names a definition's body calls (and the formats its strings use).
+fn names_in(term: &jaq_core::load::parse::Term<&'static str>, out: &mut Vec<&'static str>) {
+    use jaq_core::load::lex::StrPart;
+    use jaq_core::load::parse::{BinaryOp, Pattern, Term};
+    use jaq_core::path::Part;
+    fn pattern(p: &Pattern<&'static str>, out: &mut Vec<&'static str>) {
+        match p {
+            Pattern::Var(_) => {}
+            Pattern::Arr(ps) => ps.iter().for_each(|p| pattern(p, out)),
+            Pattern::Obj(kvs) => kvs.iter().for_each(|(k, p)| {
+                names_in(k, out);
+                pattern(p, out);
+            }),
+        }
+    }
+    match term {
+        Term::Id | Term::Recurse | Term::Num(_) | Term::Break(_) | Term::Var(_) => {}
+        Term::Str(fmt, parts) => {
+            out.extend(fmt.iter().copied());
+            for part in parts {
+                if let StrPart::Term(t) = part {
+                    names_in(t, out);
+                }
+            }
+        }
+        Term::Arr(t) => t.iter().for_each(|t| names_in(t, out)),
+        Term::Obj(kvs) => kvs.iter().for_each(|(k, v)| {
+            names_in(k, out);
+            v.iter().for_each(|v| names_in(v, out));
+        }),
+        Term::Neg(t) | Term::Label(_, t) => names_in(t, out),
+        Term::BinOp(l, op, r) => {
+            names_in(l, out);
+            names_in(r, out);
+            if let BinaryOp::Pipe(Some(p)) = op {
+                pattern(p, out);
+            }
+        }
+        Term::Fold(_, xs, p, args) => {
+            names_in(xs, out);
+            pattern(p, out);
+            args.iter().for_each(|a| names_in(a, out));
+        }
+        Term::TryCatch(t, catch) => {
+            names_in(t, out);
+            catch.iter().for_each(|c| names_in(c, out));
+        }
+        Term::IfThenElse(branches, otherwise) => {
+            for (cond, then) in branches {
+                names_in(cond, out);
+                names_in(then, out);
+            }
+            otherwise.iter().for_each(|t| names_in(t, out));
+        }
+        Term::Def(defs, body) => {
+            defs.iter().for_each(|d| names_in(&d.body, out));
+            names_in(body, out);
+        }
+        Term::Call(name, args) => {
+            out.push(name);
+            args.iter().for_each(|a| names_in(a, out));
+        }
+        Term::Path(t, path) => {
+            names_in(t, out);
+            for (part, _) in &path.0 {
+                match part {
+                    Part::Index(i) => names_in(i, out),
+                    Part::Range(from, upto) => {
+                        from.iter().chain(upto).for_each(|t| names_in(t, out))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// etagstore's own definitions (src/jq/defs.jq), after jaq's.
+fn own_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
+    jaq_core::load::parse(include_str!("jq/defs.jq"), |p| p.defs())
+        .expect("src/jq/defs.jq parses")
+        .into_iter()
+}
+
+/// jq reads `.5` as `0.5`; jaq's lexer does not: insert the `0` where a
+/// `.` followed by a digit starts a term (after an operator, a bracket, a
+/// separator or at the start), outside strings.
+fn leading_dot_numbers(code: &str) -> String {
+    let bytes = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut last = b'(';
+    for (i, c) in code.char_indices() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '.'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+            && b"([{,:;|+-*/%=<>!".contains(&last)
+        {
+            out.push('0');
+        }
+        out.push(c);
+        if !c.is_whitespace() {
+            last = if c.is_ascii() { c as u8 } else { b'a' };
+        }
+    }
+    out
 }
 
 /// Parses an `--argjson` value.
@@ -170,10 +660,13 @@ pub fn pretty(value: &Val) -> Vec<u8> {
 }
 
 fn usage(code: &str, message: String) -> anyhow::Error {
-    Error::Usage(format!(
-        "the jq filter {code:?} does not compile: {message}"
-    ))
-    .into()
+    // A long filter is named by its start: the message stays one line.
+    const SHOWN: usize = 100;
+    let shown = match code.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &code[..end]),
+        None => format!("{code:?}"),
+    };
+    Error::Usage(format!("the jq filter {shown} does not compile: {message}")).into()
 }
 
 /// Describes lex and parse errors with the byte offset where they happened.
@@ -240,6 +733,31 @@ mod tests {
     }
 
     #[test]
+    fn only_the_definitions_a_filter_reaches_are_compiled() {
+        let all = || {
+            jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs())
+                .chain(own_defs())
+                .collect::<Vec<_>>()
+        };
+        let total = all().len();
+        assert!(used_defs(".n += 1", all()).is_empty());
+        let names: Vec<_> = used_defs("del(.a) | @csv", all())
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        for name in ["del", "delpaths", "_delpath", "@csv", "join", "unique"] {
+            assert!(names.contains(&name), "{name}: {names:?}");
+        }
+        assert!(names.len() < total / 4, "{} of {total}", names.len());
+        assert_eq!(
+            run("del(.a) | to_entries | @csv", r#"{"a":1}"#).unwrap(),
+            "\"\"\n"
+        );
+    }
+
+    #[test]
     fn env_is_the_environment() {
         std::env::set_var("ETAGSTORE_JQ_TEST", "here");
         assert_eq!(run("$ENV.ETAGSTORE_JQ_TEST", "null").unwrap(), "\"here\"\n");
@@ -266,7 +784,7 @@ mod tests {
             let error = run(code, "[1, 2]").unwrap_err();
             assert_eq!(crate::error::exit_code(&error), 6, "{code}: {error}");
         }
-        let error = run(".x = (0/0)", "{}").unwrap_err();
+        let error = run(".x = nan", "{}").unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 6, "{error}");
         let error = run(".a + 1", r#"{"a": "x"}"#).unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 1, "{error}");

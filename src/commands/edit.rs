@@ -228,16 +228,11 @@ fn is_conflict(error: &anyhow::Error) -> bool {
     )
 }
 
-/// Whether a filter's output is the same JSON value as the input (so `.`
-/// or `.n |= .` is no change even though jq's layout differs from the file's).
+/// Whether a filter's output is the input as jq would print it (so `.` or
+/// `.n |= .` is no change even though jq's layout differs from the file's,
+/// while reordered keys or respelled numbers are a change).
 fn same_value(old: &[u8], new: &[u8]) -> bool {
-    match (
-        jaq_json::read::parse_single(old),
-        jaq_json::read::parse_single(new),
-    ) {
-        (Ok(old), Ok(new)) => old == new,
-        _ => false,
-    }
+    jaq_json::read::parse_single(old).is_ok_and(|old| jq::pretty(&old) == new)
 }
 
 fn filter_vars(args: &EditArgs) -> Result<Vec<(String, jaq_json::Val)>> {

@@ -47,3 +47,5 @@ mod command_edges;
 // A new user's mistakes: each gets an answer that fixes it.
 mod docs;
 mod first_contact;
+// edit --jq against jq: one row per idiom and builtin, checked against a real jq when there is one.
+mod jq_compat;

@@ -1,0 +1,134 @@
+# etagstore's definitions, loaded after jaq's: jq 1.7.1's meaning where
+# jaq's differs, and jq builtins that jaq lacks. Later definitions win.
+
+# halt_error stops the filter and hands its input to etagstore (src/jq.rs),
+# which reports it; jaq's would exit the process.
+def halt_error($code): halt_error_native($code);
+def halt_error: halt_error(5);
+
+# Deletion, as jq does it: all paths first, deleted from the last in sorted
+# order, so that deleting [0] does not shift the element [2] names; a path
+# through a missing (null) value deletes nothing.
+def _delpath($p):
+  if $p == [] then null
+  elif . == null then null
+  elif ($p | length) == 1 then .[$p[0]] |= empty
+  else $p[0] as $k | if .[$k] == null then . else .[$k] |= _delpath($p[1:]) end
+  end;
+def delpaths($paths): reduce ($paths | unique | reverse[]) as $p (.; _delpath($p));
+def del(f): delpaths([path(f)]);
+
+# Paths and streams (jq 1.7.1's definitions).
+def leaf_paths: paths(scalars);
+def pick(pathexps): . as $top | reduce path(pathexps) as $p (null; setpath($p; $top | getpath($p)));
+def _tostream_r: (.[]? | _tostream_r), .;
+def tostream: path(_tostream_r) as $p | getpath($p) | reduce path(.[]?) as $q ([$p, .]; [$p + $q]);
+def fromstream(f): { x: null, e: false } as $init
+  | foreach f as $i ($init;
+      if .e then $init else . end
+      | if $i | length == 2
+        then setpath(["e"]; $i[0] | length == 0) | setpath(["x"] + $i[0]; $i[1])
+        else setpath(["e"]; $i[0] | length == 1) end;
+      if .e then .x else empty end);
+def truncate_stream(stream): . as $n | null | stream | . as $input
+  | if (.[0] | length) > $n then setpath([0]; .[0][$n:]) else empty end;
+
+# SQL-style builtins.
+def IN(s): any(s == .; .);
+def IN(src; s): any(src == s; .);
+def INDEX(stream; idx_expr): reduce stream as $row ({}; .[$row | idx_expr | tostring] |= $row);
+def INDEX(idx_expr): INDEX(.[]; idx_expr);
+def JOIN($idx; idx_expr): [.[] | [., $idx[idx_expr]]];
+def JOIN($idx; stream; idx_expr): stream | [., $idx[idx_expr]];
+def JOIN($idx; stream; idx_expr; join_expr): stream | [., $idx[idx_expr]] | join_expr;
+
+# Objects (jq 1.7.1's: also the key names k, name, Name, K and Key).
+def from_entries: reduce .[] as $x ({};
+    . + { ($x | if .key == null then .k // .name // .Name // .K // .Key else .key end
+             | if type == "string" then . else tojson end):
+          ($x | if has("value") then .value else .v end) });
+def with_entries(f): to_entries | map(f) | from_entries;
+
+# jq's walk is bottom-up: children first, then f on the rebuilt parent.
+def walk(f): def w: if type == "object" then map_values(w) elif type == "array" then map(w) else . end | f; w;
+
+# The document comes from the store, not a file: jq says null for stdin.
+def input_filename: null;
+
+# jaq defines these by dividing by zero, which is an error in jq (and here).
+def infinite: 1e1000 + 0;
+def nan: infinite - infinite;
+# A definition sees the ones before it: jaq's users of nan and infinite
+# are defined again here so that they see these.
+def isnan: . < nan and nan < .;
+def isinfinite: . == infinite or . == -infinite;
+def isfinite: isnumber and (isinfinite | not);
+def isnormal: isnumber and ((. == 0 or isnan or isinfinite) | not);
+def finites: select(isfinite);
+def normals: select(isnormal);
+def logb:
+    if . == 0.0 then -infinite
+  elif isinfinite then infinite
+  elif isnan then .
+  else ilogb | . + 0.0 end;
+# jq's gamma is the logarithm of the gamma function (jaq's is tgamma).
+def gamma: lgamma;
+def significand:
+    if isinfinite or isnan then .
+  elif . == 0.0 then 0
+  else scalbln(.; ilogb | -1 * .) end;
+
+# Strings.
+def tonumber: tonumber_native;
+def join($x): reduce .[] as $i (null;
+    (if . == null then "" else . + $x end)
+    + ($i | if . == null then "" elif type == "string" then . else tojson end)
+  ) // "";
+# Regular expressions: jaq leaves out a group that took no part in a match
+# where jq reports it (string null, offset -1); that is an error here rather
+# than a shorter list of captures.
+def _all_groups($re):
+  ($re | regex_groups_native) as $n
+  | if (.[1:] | length) < $n
+    then error("a capture group of \($re | tojson) took no part in the match; etagstore cannot report it as jq does (as null)")
+    else . end;
+def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: .[1:] };
+def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
+def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
+def scan(re; flags): scan_(re; "g" + flags);
+def match(re): match(re; "");
+def capture(re): capture(re; "");
+def scan(re): scan(re; "");
+
+def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
+def todate: todateiso8601;
+def splits($re; flags): split($re; flags) | .[];
+def @csv:
+  if type != "array" then error("\(type) (\(tojson)) cannot be csv-formatted, only an array can be")
+  else map(
+      if type == "string" then "\"" + (split("\"") | join("\"\"")) + "\""
+      elif type == "number" or type == "boolean" then tostring
+      elif . == null then ""
+      else error("\(type) (\(tojson)) is not valid in a csv row") end)
+    | join(",") end;
+def @tsv:
+  if type != "array" then error("\(type) (\(tojson)) cannot be tsv-formatted, only an array can be")
+  else map(
+      if type == "string" then split("\\") | join("\\\\") | split("\t") | join("\\t")
+        | split("\n") | join("\\n") | split("\r") | join("\\r")
+      elif type == "number" or type == "boolean" then tostring
+      elif . == null then ""
+      else error("\(type) (\(tojson)) is not valid in a tsv row") end)
+    | join("\t") end;
+# jq decodes base64 without its padding too.
+def @base64d: tostring | . + ("=" * ((4 - length % 4) % 4)) | decode_base64;
+def builtins: $__builtins;
+def format($f):
+  if $f == "text" then @text elif $f == "json" then @json elif $f == "csv" then @csv
+  elif $f == "tsv" then @tsv elif $f == "html" then @html elif $f == "uri" then @uri
+  elif $f == "sh" then @sh elif $f == "base64" then @base64 elif $f == "base64d" then @base64d
+  else error("\($f) is not a valid format") end;
+def trimstr($x): ltrimstr($x) | rtrimstr($x);
+# Literals are kept as written; arithmetic is in doubles, not decimal.
+def have_literal_numbers: true;
+def have_decnum: false;

@@ -1,0 +1,301 @@
+//! Native filters for `JqVal`: the few of jaq-json's that are tied to its
+//! value type (`length`, `has`, `tojson`, ...), written again with jq's
+//! errors, and the effects jq has that jaq leaves to a logger (`debug`,
+//! `stderr`) or to `process::exit` (`halt_error`).
+
+use std::cell::RefCell;
+use std::io::Write;
+
+use jaq_core::box_iter::box_once;
+use jaq_core::native::{bome, run, unary, v, Filter, Fun};
+use jaq_core::{DataT, Exn, RunPtr};
+use jaq_json::{Num, Val};
+use jaq_std::ValT as _;
+
+use super::val::{type_name, JqVal};
+
+type Error = jaq_core::Error<JqVal>;
+type ValR = jaq_core::ValR<JqVal>;
+
+thread_local! {
+    /// The value `halt_error` was called on, for `Filter::apply` to report.
+    pub static HALT_MESSAGE: RefCell<Option<Val>> = const { RefCell::new(None) };
+}
+
+fn msg(text: String) -> Error {
+    Error::new(JqVal(Val::from(text)))
+}
+
+/// The value as jq's `tojson` writes it: compact.
+pub fn to_json(v: &Val) -> String {
+    let v = &super::jq_numbers(v.clone(), true);
+    let mut out = Vec::new();
+    jaq_json::write::write(&mut out, &jaq_json::write::Pp::default(), 0, v)
+        .expect("writing to memory cannot fail");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn length(v: &Val) -> ValR {
+    Ok(JqVal(match v {
+        Val::Null => Val::from(0usize),
+        Val::Bool(_) => return Err(msg(format!("boolean ({v}) has no length"))),
+        Val::Num(Num::Int(i)) => Val::from(i.unsigned_abs()),
+        Val::Num(_) => Val::from(v.as_f64().unwrap_or_default().abs()),
+        Val::TStr(s) | Val::BStr(s) => Val::from(String::from_utf8_lossy(s).chars().count()),
+        Val::Arr(a) => Val::from(a.len()),
+        Val::Obj(o) => Val::from(o.len()),
+    }))
+}
+
+fn contains(a: &Val, b: &Val) -> Result<bool, Error> {
+    Ok(match (a, b) {
+        (Val::TStr(x), Val::TStr(y)) => {
+            x.windows(y.len().max(1)).any(|w| w == &y[..]) || y.is_empty()
+        }
+        (Val::Arr(x), Val::Arr(y)) => {
+            for y in y.iter() {
+                let mut found = false;
+                for x in x.iter() {
+                    if type_name(x) == type_name(y) && contains(x, y)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        (Val::Obj(x), Val::Obj(y)) => {
+            for (k, y) in y.iter() {
+                match x.get(k) {
+                    Some(x) if type_name(x) == type_name(y) && contains(x, y)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
+        }
+        _ if type_name(a) == type_name(b) => a == b,
+        _ => {
+            return Err(msg(format!(
+                "{} ({a}) and {} ({b}) cannot have their containment checked",
+                type_name(a),
+                type_name(b)
+            )))
+        }
+    })
+}
+
+fn has(v: &Val, k: &Val) -> ValR {
+    match (v, k) {
+        (Val::Obj(o), Val::TStr(_)) => Ok(JqVal::from(o.contains_key(k))),
+        (Val::Arr(a), Val::Num(_)) => {
+            let i = k.as_f64().unwrap_or(-1.0);
+            Ok(JqVal::from(i >= 0.0 && (i as usize) < a.len()))
+        }
+        _ => Err(msg(format!(
+            "Cannot check whether {} has a {} key",
+            type_name(v),
+            type_name(k)
+        ))),
+    }
+}
+
+fn indices(x: &Val, y: &Val) -> ValR {
+    let found: Vec<usize> = match (x, y) {
+        (Val::Null, _) | (_, Val::Null) => return Ok(JqVal(Val::Null)),
+        (Val::TStr(_), Val::TStr(y)) if y.is_empty() => Vec::new(),
+        (Val::Arr(_), Val::Arr(a)) if a.is_empty() => Vec::new(),
+        (Val::TStr(x), Val::TStr(y)) => {
+            // jq 1.8 counts in code points
+            let x = String::from_utf8_lossy(x);
+            let y = String::from_utf8_lossy(y);
+            x.char_indices()
+                .enumerate()
+                .filter(|(_, (at, _))| x[*at..].starts_with(&*y))
+                .map(|(i, _)| i)
+                .collect()
+        }
+        (Val::Arr(x), Val::Arr(y)) => x
+            .windows(y.len())
+            .enumerate()
+            .filter(|(_, w)| *w == &y[..])
+            .map(|(i, _)| i)
+            .collect(),
+        (Val::Arr(x), y) => x
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| *x == y)
+            .map(|(i, _)| i)
+            .collect(),
+        _ => {
+            return Err(msg(format!(
+                "Cannot determine the indices of {} in {}",
+                type_name(y),
+                type_name(x)
+            )))
+        }
+    };
+    Ok(found.into_iter().map(JqVal::from).collect())
+}
+
+/// jq's `tonumber`: a number as it is; a string that is a number as
+/// written in JSON, with an optional `+`, a bare `.5` or `5.`, or `nan`.
+fn tonumber(v: &Val) -> ValR {
+    let fail = || {
+        msg(format!(
+            "{} ({}) cannot be parsed as a number",
+            type_name(v),
+            to_json(v)
+        ))
+    };
+    let text = match v {
+        Val::Num(_) => return Ok(JqVal(v.clone())),
+        Val::TStr(s) => std::str::from_utf8(s).map_err(|_| fail())?,
+        _ => return Err(fail()),
+    };
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if unsigned == "nan" {
+        return Ok(JqVal::from(f64::NAN));
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => {
+            (digits(int) || int.is_empty())
+                && (digits(frac) || frac.is_empty())
+                && !(int.is_empty() && frac.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !(mantissa_ok && exponent_ok) {
+        return Err(fail());
+    }
+    if exponent.is_none() && !mantissa.contains('.') {
+        // an integer: exact, as jaq reads integers
+        return jaq_core::ValT::from_num(text.trim_start_matches('+'));
+    }
+    text.parse::<f64>().map(JqVal::from).map_err(|_| fail())
+}
+
+/// The number of capture groups in a regular expression, as written:
+/// `(` outside a character class and not escaped, except `(?:`, `(?i)`
+/// and other `(?` forms that are not `(?<name>` or `(?P<name>`.
+fn regex_groups(re: &[u8]) -> usize {
+    let (mut groups, mut i, mut in_class) = (0, 0, false);
+    while i < re.len() {
+        match re[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => {
+                in_class = true;
+                // a `]` right after `[` or `[^` is a literal
+                if re.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if re.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => {
+                let rest = &re[i + 1..];
+                let named = rest.starts_with(b"?<")
+                    && !rest.starts_with(b"?<=")
+                    && !rest.starts_with(b"?<!");
+                if !rest.starts_with(b"?") || named || rest.starts_with(b"?P<") {
+                    groups += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    groups
+}
+
+/// Writes `v` to standard error as jq's `stderr` does: compact, no newline.
+fn eprint(v: &Val) {
+    let mut err = std::io::stderr().lock();
+    let _ = match v {
+        Val::TStr(s) => err.write_all(s),
+        _ => err.write_all(to_json(v).as_bytes()),
+    };
+}
+
+/// The native filters, for a data type over `JqVal`.
+pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
+    let natives: Box<[Filter<RunPtr<D>>]> = Box::new([
+        ("fromjson", v(0), |cv| {
+            let text = match &cv.1 .0 {
+                Val::TStr(s) => s.clone(),
+                other => {
+                    return bome(Err(msg(format!(
+                        "{} ({other}) cannot be parsed as JSON",
+                        type_name(other)
+                    ))))
+                }
+            };
+            bome(jaq_json::read::parse_single(&text).map(JqVal).map_err(|e| {
+                msg(format!(
+                    "{e} (while parsing '{}')",
+                    String::from_utf8_lossy(&text)
+                ))
+            }))
+        }),
+        ("tojson", v(0), |cv| {
+            bome(Ok(JqVal::from(to_json(&cv.1 .0))))
+        }),
+        ("tonumber_native", v(0), |cv| bome(tonumber(&cv.1 .0))),
+        ("regex_groups_native", v(0), |cv| match &cv.1 .0 {
+            Val::TStr(re) => bome(Ok(JqVal::from(regex_groups(re)))),
+            other => bome(Err(msg(format!(
+                "{} ({other}) cannot be matched, as it is not a string",
+                type_name(other)
+            )))),
+        }),
+        ("length", v(0), |cv| bome(length(&cv.1 .0))),
+        ("contains", v(1), |cv| {
+            unary(cv, |x, y| contains(&x.0, &y.0).map(JqVal::from))
+        }),
+        ("has", v(1), |cv| unary(cv, |v, k| has(&v.0, &k.0))),
+        ("indices", v(1), |cv| unary(cv, |x, y| indices(&x.0, &y.0))),
+        ("bsearch", v(1), |cv| {
+            unary(cv, |a, x| match &a.0 {
+                Val::Arr(arr) => {
+                    let i = match arr.binary_search(&x.0) {
+                        Ok(i) => i as isize,
+                        Err(i) => -1 - i as isize,
+                    };
+                    Ok(JqVal::from(i))
+                }
+                other => Err(msg(format!(
+                    "{} ({other}) cannot be searched from",
+                    type_name(other)
+                ))),
+            })
+        }),
+        ("debug_empty", v(0), |cv| {
+            let line = format!("[\"DEBUG:\",{}]\n", to_json(&cv.1 .0));
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            Box::new(core::iter::empty())
+        }),
+        ("stderr_empty", v(0), |cv| {
+            eprint(&cv.1 .0);
+            Box::new(core::iter::empty())
+        }),
+        ("halt_error_native", v(1), |mut cv| {
+            let code = cv.0.pop_var();
+            let Some(code) = code.as_isize().and_then(|c| i32::try_from(c).ok()) else {
+                return bome(Err(msg("halt_error/1: number required".into())));
+            };
+            HALT_MESSAGE.with(|m| *m.borrow_mut() = Some(cv.1 .0));
+            box_once(Err(Exn::halt(code)))
+        }),
+    ]);
+    natives.into_vec().into_iter().map(run::<D>)
+}
