@@ -323,10 +323,14 @@ fn oracle() -> Option<PathBuf> {
 
 #[test]
 fn the_table_agrees_with_a_real_jq() {
-    let Some(python) = oracle() else {
-        eprintln!("SKIPPED: no real jq (run scripts/jq-oracle.sh to make .venv-jq)");
+    let oracle = oracle();
+    if !crate::common::require(
+        oracle.is_some(),
+        "no real jq (run scripts/jq-oracle.sh to make .venv-jq)",
+    ) {
         return;
-    };
+    }
+    let python = oracle.expect("required above");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/jq_oracle.py");
     let pairs: Vec<(&str, &str)> = ROWS.iter().map(|row| (row.filter, row.input)).collect();
     let mut child = Command::new(python)
