@@ -7,6 +7,7 @@
 
 pub mod azure;
 pub mod fs;
+pub mod object;
 
 use std::io::Read;
 use std::path::Path;
@@ -25,7 +26,7 @@ pub use fs::FsStore;
 /// store starts a runtime and an HTTP client.
 pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
     if let Some(address) = location.to_str().and_then(azure::Address::parse) {
-        return Ok(Box::new(azure::AzureStore::open(address?)?));
+        return Ok(Box::new(azure::open(address?)?));
     }
     Ok(Box::new(FsStore::new(location, lock_timeout)))
 }
@@ -143,7 +144,7 @@ pub struct Details {
 }
 
 /// A place that keeps documents. Implementations: `FsStore` (a directory),
-/// `AzureStore` (a blob container).
+/// `object::Objects` (an Azure container, an S3 bucket).
 pub trait Store {
     /// Opens a document for reading, or `None` if the key does not exist.
     /// The bytes read are one version of the document, never a mix.
