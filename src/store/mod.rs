@@ -8,6 +8,7 @@
 pub mod azure;
 pub mod fs;
 pub mod object;
+pub mod s3;
 
 use std::io::Read;
 use std::path::Path;
@@ -27,6 +28,9 @@ pub use fs::FsStore;
 pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
     if let Some(address) = location.to_str().and_then(azure::Address::parse) {
         return Ok(Box::new(azure::open(address?)?));
+    }
+    if let Some(address) = location.to_str().and_then(s3::Address::parse) {
+        return Ok(Box::new(s3::open(address?)?));
     }
     Ok(Box::new(FsStore::new(location, lock_timeout)))
 }

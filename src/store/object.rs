@@ -836,6 +836,17 @@ pub fn short(text: &str) -> String {
     }
 }
 
+/// One segment of a prefix: the characters every object tool and URL
+/// carries unchanged, and no `.` or `..` that a client could resolve away.
+pub fn valid_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment != "."
+        && segment != ".."
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// A read failed on the way to a write, before the write was sent: say
 /// so, since the same words after a sent write would mean "unknown".
 fn unwritten(error: anyhow::Error) -> anyhow::Error {
