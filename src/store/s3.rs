@@ -40,8 +40,12 @@ impl Address {
     /// `?`, `#` or `@` is echoed.
     pub fn parse(location: &str) -> Option<Result<Address, Error>> {
         let rest = location.strip_prefix("s3://")?;
-        let shown =
-            escape_controls(&location[..location.find(['?', '#', '@']).unwrap_or(location.len())]);
+        // Never anything from the first `?` or `#` on, nor before an `@`.
+        let kept = &location[..location.find(['?', '#']).unwrap_or(location.len())];
+        let shown = match kept.rfind('@') {
+            Some(at) => format!("s3://…{}", escape_controls(&kept[at..])),
+            None => escape_controls(kept),
+        };
         let invalid = |why: &str| Error::Usage(format!("invalid store URL \"{shown}\": {why}"));
         if location.contains(['?', '#', '@']) {
             return Some(Err(invalid(
