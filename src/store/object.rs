@@ -374,6 +374,9 @@ impl Objects {
                 attributes: written(&kept, etag),
                 ..PutOptions::default()
             };
+            // Tests hold racing writers here, all past their read, so that
+            // only the service's condition can pick the winner.
+            crate::faults::pause("BEFORE_SEND");
             match self.writes.put_opts(&path, payload.clone(), options).await {
                 Ok(_) => return Ok(()),
                 // Someone wrote first (412), or a concurrent conditional
@@ -415,6 +418,7 @@ impl Objects {
             let Some(current) = current else {
                 return Ok(()); // nothing to delete, and that was the condition
             };
+            crate::faults::pause("BEFORE_SEND");
             match self
                 .backend
                 .delete_if_match(&path, &current.service_etag)

@@ -46,3 +46,5 @@ mod fault_proxy;
 mod command_edges;
 // A new user's mistakes: each gets an answer that fixes it.
 mod first_contact;
+// The S3 backend against moto's server: races on the service's If-Match, objects written by boto3.
+mod s3;
