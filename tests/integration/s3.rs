@@ -423,3 +423,109 @@ fn a_prefix_keeps_stores_apart_and_names_objects_as_every_backend_does() {
     );
     assert_eq!(names, "team/a/k.json\n");
 }
+
+/// A write whose answer is lost is exit 8 naming the ETag it would have,
+/// on S3 as on Azure: through the fault proxy, for a compare-and-swap, a
+/// create-only write and a conditional delete, both when the request
+/// landed (answer dropped) and when it never did (closed unforwarded);
+/// an answer later than ETAGSTORE_TIMEOUT is unknown too; `edit` resolves
+/// a lost answer itself and increments exactly once.
+#[test]
+fn a_lost_answer_is_exit_8_and_edit_resolves_it() {
+    use crate::fault_proxy::{Fault, Only, Proxy};
+    let Some(env) = TestStore::s3() else {
+        return;
+    };
+    let (old, new) = ("{\"n\": 1}", "{\"n\": 2}");
+    let new_etag = md5_hex(new.as_bytes());
+    let stored = |key: &str| {
+        let out = env.cmd().args(["get", key]).output().unwrap();
+        match out.status.code() {
+            Some(0) => Some(text(&out.stdout)),
+            Some(4) => None,
+            other => panic!("get {key}: {other:?} {}", text(&out.stderr)),
+        }
+    };
+    let through = |proxy: &Proxy| {
+        let mut cmd = env.cmd();
+        cmd.env("AWS_ENDPOINT_URL", proxy.url())
+            .env("ETAGSTORE_TIMEOUT", "2");
+        cmd
+    };
+    let faults = [
+        (Fault::Drop, true),
+        (Fault::Close, false),
+        (Fault::Delay(Duration::from_secs(6)), true),
+    ];
+    for (round, (fault, landed)) in faults.into_iter().enumerate() {
+        // set --etag E
+        let etag = env.put("k", old);
+        let proxy = Proxy::start(PORT, fault.clone(), Only::Writes, 1);
+        through(&proxy)
+            .args(["set", "k", new, "--etag", &etag])
+            .assert()
+            .code(8)
+            .stdout("")
+            .stderr(one_error_line())
+            .stderr(predicate::str::contains(format!(
+                "if it did, its ETag is \"{new_etag}\""
+            )));
+        assert_eq!(proxy.broken(), 1);
+        // A delayed answer arrives after the client gave up: wait for it.
+        if let Fault::Delay(delay) = fault {
+            thread::sleep(delay);
+        }
+        let expected = if landed { new } else { old };
+        assert_eq!(stored("k").as_deref(), Some(expected), "{fault:?}");
+
+        // set --etag ''
+        let created = format!("c{round}");
+        let proxy = Proxy::start(PORT, fault.clone(), Only::Writes, 1);
+        through(&proxy)
+            .args(["set", &created, new, "--etag", ""])
+            .assert()
+            .code(8)
+            .stderr(one_error_line());
+        if let Fault::Delay(delay) = fault {
+            thread::sleep(delay);
+        }
+        assert_eq!(
+            stored(&created).as_deref(),
+            landed.then_some(new),
+            "{fault:?}"
+        );
+
+        // delete --etag E
+        let etag = env.put("d", old);
+        let proxy = Proxy::start(PORT, fault.clone(), Only::Writes, 1);
+        through(&proxy)
+            .args(["delete", "d", "--etag", &etag])
+            .assert()
+            .code(8)
+            .stderr(one_error_line())
+            .stderr(predicate::str::contains("if it did, the key is gone"));
+        if let Fault::Delay(delay) = fault {
+            thread::sleep(delay);
+        }
+        assert_eq!(
+            stored("d").as_deref(),
+            (!landed).then_some(old),
+            "{fault:?}"
+        );
+    }
+    for fault in [Fault::Drop, Fault::Close] {
+        env.put("counter", "{\"n\": 0}");
+        let proxy = Proxy::start(PORT, fault.clone(), Only::Writes, 1);
+        through(&proxy)
+            .args(["edit", "counter", "--jq", ".n += 1"])
+            .assert()
+            .success()
+            .stdout(line(&md5_hex(b"{\n  \"n\": 1\n}\n")));
+        assert_eq!(proxy.broken(), 1);
+        assert_eq!(
+            stored("counter").as_deref(),
+            Some("{\n  \"n\": 1\n}\n"),
+            "{fault:?}"
+        );
+    }
+}
