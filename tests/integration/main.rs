@@ -1,6 +1,6 @@
 //! Integration tests: the `etagstore` binary run as a user runs it.
 
-// The Azure Blob Storage backend against Azurite, and the same scenarios on a directory.
+// The Azure Blob Storage backend against Azurite; the same scenarios on a directory and on S3.
 mod azure;
 // Azurite for the tests: a fresh container per test, a private instance to stop.
 mod azurite;
