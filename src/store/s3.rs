@@ -36,8 +36,8 @@ pub struct Address {
 
 impl Address {
     /// `None` if `location` is not an `s3://` URL; a malformed one is a
-    /// usage error (exit 2). Credentials never go in it: nothing after a
-    /// `?`, `#` or `@` is echoed.
+    /// usage error (exit 2). Credentials never go in it, and an error never
+    /// echoes what comes after a `?` or `#`, or before an `@`.
     pub fn parse(location: &str) -> Option<Result<Address, Error>> {
         let rest = location.strip_prefix("s3://")?;
         // Never anything from the first `?` or `#` on, nor before an `@`.
