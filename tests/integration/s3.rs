@@ -529,3 +529,41 @@ fn a_lost_answer_is_exit_8_and_edit_resolves_it() {
         );
     }
 }
+
+/// `watch` polls S3 with HEAD and wakes on a write by another process
+/// with the new ETag (a write of the same bytes before it, a new S3
+/// version with the same ETag, must not end it early), and `--etag ''`
+/// waits for a key to appear.
+#[test]
+fn watch_wakes_on_a_change_and_not_on_the_same_bytes() {
+    let Some(env) = TestStore::s3() else {
+        return;
+    };
+    let etag = env.put("k", "{\"v\": 1}");
+    let watcher = env
+        .process()
+        .args(["watch", "k", "--etag", &etag, "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The same bytes again: a new S3 version, the same etagstore ETag.
+    env.put("k", "{\"v\": 1}");
+    let new = env.put("k", "{\"v\": 2}");
+    let output = watcher.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), line(&new));
+    assert_eq!(text(&output.stderr), "");
+
+    let appear = env
+        .process()
+        .args(["watch", "fresh", "--etag", "", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fresh = env.put("fresh", "[]");
+    let output = appear.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), line(&fresh));
+}
