@@ -567,3 +567,52 @@ fn watch_wakes_on_a_change_and_not_on_the_same_bytes() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(text(&output.stdout), line(&fresh));
 }
+
+/// S3's 409 ConditionalRequestConflict (conditional writes on one key in
+/// flight at once; moto never sends it, so the fault proxy does, in place
+/// of the first write) is no failure: etagstore reads again, the
+/// precondition still holds, the write is sent again and lands. The same
+/// for a conditional delete and a create-only write.
+#[test]
+fn a_409_conditional_request_conflict_reads_again_and_retries() {
+    use crate::fault_proxy::{Fault, Only, Proxy};
+    let Some(env) = TestStore::s3() else {
+        return;
+    };
+    let conflict = || {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>\
+                    <Code>ConditionalRequestConflict</Code>\
+                    <Message>A conflicting conditional operation is currently in progress</Message></Error>";
+        Fault::Answer(
+            format!(
+                "HTTP/1.1 409 Conflict\r\nContent-Type: application/xml\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    };
+    let etag = env.put("k", "[1]");
+    let etag2 = md5_hex(b"[2]");
+    let cases = [
+        vec!["set", "k", "[2]", "--etag", &etag],
+        vec!["set", "new", "[3]", "--etag", ""],
+        vec!["delete", "k", "--etag", &etag2],
+    ];
+    for args in &cases {
+        let proxy = Proxy::start(PORT, conflict(), Only::Writes, 1);
+        env.cmd()
+            .env("AWS_ENDPOINT_URL", proxy.url())
+            .args(args)
+            .assert()
+            .success()
+            .stderr("");
+        assert_eq!(proxy.broken(), 1, "{args:?}");
+    }
+    env.cmd().args(["get", "k"]).assert().code(4);
+    env.cmd()
+        .args(["get", "new"])
+        .assert()
+        .success()
+        .stdout("[3]");
+}
