@@ -18,10 +18,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::client::{HttpClient, HttpRequestBody};
 use object_store::path::Path as BlobPath;
 use object_store::signer::{SignedUrlOptions, Signer};
+use object_store::ClientConfigKey;
 
 use super::object::{self, chain, one_line, outcome, short, Backend, Deleted, Objects};
 use crate::error::{escape_controls, Error};
@@ -97,6 +98,29 @@ pub fn open(address: Address) -> Result<Objects> {
         .with_conditional_put(S3ConditionalPut::ETagMatch);
     // As from_env() reads them: AWS_ + the setting's name (AWS_ALLOW_HTTP, …).
     let options = object::client_options("aws_", false);
+    // The HTTP client refuses a plain-HTTP URL without it, after the request
+    // is made but before anything is sent: say so now, not "outcome unknown".
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
+        .unwrap_or_default();
+    let allow_http = options
+        .get_config_value(&ClientConfigKey::AllowHttp)
+        // The same spellings object_store accepts for true.
+        .is_some_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "on" | "yes" | "y"
+            )
+        });
+    if endpoint.to_ascii_lowercase().starts_with("http://") && !allow_http {
+        return Err(Error::Usage(
+            "AWS_ENDPOINT_URL is a plain http:// URL; set AWS_ALLOW_HTTP=true to send \
+             requests (and signatures) to it unencrypted, or use https://"
+                .to_string(),
+        )
+        .into());
+    }
     let http = object::http_client(&runtime, &options, "S3")?;
     let build = |max_retries| {
         builder

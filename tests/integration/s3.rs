@@ -616,3 +616,28 @@ fn a_409_conditional_request_conflict_reads_again_and_retries() {
         .success()
         .stdout("[3]");
 }
+
+/// An `http://` endpoint without AWS_ALLOW_HTTP=true: the HTTP client
+/// refuses to send anything, so this is a usage error (exit 2) naming the
+/// fix, before any request, never "outcome unknown" (exit 8).
+#[test]
+fn an_http_endpoint_without_aws_allow_http_is_exit_2_before_sending() {
+    let Some(env) = TestStore::s3() else {
+        return;
+    };
+    for args in [
+        vec!["set", "k", "1", "--etag", ""],
+        vec!["get", "k"],
+        vec!["delete", "k", "--etag", "*"],
+    ] {
+        env.cmd()
+            .env_remove("AWS_ALLOW_HTTP")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(one_error_line())
+            .stderr(predicate::str::contains("AWS_ALLOW_HTTP=true"));
+    }
+    env.cmd().args(["get", "k"]).assert().code(4);
+}
