@@ -93,7 +93,7 @@ pub fn open(address: Address) -> Result<Objects> {
             .clone()
             .with_client_options(options.clone())
             .with_retry(object::retry(max_retries))
-            .with_http_connector(object::Shared(http.clone()))
+            .with_http_connector(object::Shared::new(http.clone(), &options))
             .build()
             .map_err(|e| {
                 let what = if account.is_empty() {
@@ -109,8 +109,12 @@ pub fn open(address: Address) -> Result<Objects> {
                 )
             })
     };
-    let reads = build(object::READ_RETRIES)?;
-    let writes = build(0)?;
+    // Building a client (the metadata service's, see object::Shared) needs
+    // the runtime's context.
+    let (reads, writes) = {
+        let _guard = runtime.enter();
+        (build(object::READ_RETRIES)?, build(0)?)
+    };
     let backend = Azure {
         writes: writes.clone(),
         http,

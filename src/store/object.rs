@@ -161,14 +161,49 @@ pub fn retry(max_retries: usize) -> RetryConfig {
     }
 }
 
-/// object_store's builders take a connector; this one hands out the shared client.
+/// object_store's builders take a connector; this one hands out the
+/// shared client, except where object_store asks for plain HTTP that the
+/// store's own options do not allow: the instance-metadata credentials
+/// (EC2's and Azure's metadata services are `http://169.254.169.254`) get
+/// a client of their own, with the same timeouts.
 #[derive(Debug)]
-pub struct Shared(pub HttpClient);
+pub struct Shared {
+    client: HttpClient,
+    allow_http: bool,
+}
+
+impl Shared {
+    /// `client`, made from `options`.
+    pub fn new(client: HttpClient, options: &ClientOptions) -> Shared {
+        Shared {
+            client,
+            allow_http: allows_http(options),
+        }
+    }
+}
 
 impl HttpConnector for Shared {
-    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
-        Ok(self.0.clone())
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        if self.allow_http || !allows_http(options) {
+            return Ok(self.client.clone());
+        }
+        let inner = ReqwestConnector::default().connect(options)?;
+        let timeout = timeout::from_env().unwrap_or(timeout::DEFAULT);
+        Ok(HttpClient::new(timeout::Timed { inner, timeout }))
     }
+}
+
+/// Whether `options` allow plain HTTP, with the spellings object_store
+/// accepts for true.
+pub fn allows_http(options: &ClientOptions) -> bool {
+    options
+        .get_config_value(&ClientConfigKey::AllowHttp)
+        .is_some_and(|value| {
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "on" | "yes" | "y"
+            )
+        })
 }
 
 pub struct Objects {

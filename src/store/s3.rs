@@ -22,7 +22,6 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3Conditio
 use object_store::client::{HttpClient, HttpRequestBody};
 use object_store::path::Path as BlobPath;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::ClientConfigKey;
 
 use super::object::{self, chain, one_line, outcome, short, Backend, Deleted, Objects};
 use crate::error::{escape_controls, Error};
@@ -104,15 +103,7 @@ pub fn open(address: Address) -> Result<Objects> {
         .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
         .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
         .unwrap_or_default();
-    let allow_http = options
-        .get_config_value(&ClientConfigKey::AllowHttp)
-        // The same spellings object_store accepts for true.
-        .is_some_and(|value| {
-            matches!(
-                value.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "on" | "yes" | "y"
-            )
-        });
+    let allow_http = object::allows_http(&options);
     if endpoint.to_ascii_lowercase().starts_with("http://") && !allow_http {
         return Err(Error::Usage(
             "AWS_ENDPOINT_URL is a plain http:// URL; set AWS_ALLOW_HTTP=true to send \
@@ -127,7 +118,7 @@ pub fn open(address: Address) -> Result<Objects> {
             .clone()
             .with_client_options(options.clone())
             .with_retry(object::retry(max_retries))
-            .with_http_connector(object::Shared(http.clone()))
+            .with_http_connector(object::Shared::new(http.clone(), &options))
             .build()
             .map_err(|e| {
                 anyhow!(
@@ -138,8 +129,12 @@ pub fn open(address: Address) -> Result<Objects> {
                 )
             })
     };
-    let reads = build(object::READ_RETRIES)?;
-    let writes = build(0)?;
+    // Building a client (the metadata service's, see object::Shared) needs
+    // the runtime's context.
+    let (reads, writes) = {
+        let _guard = runtime.enter();
+        (build(object::READ_RETRIES)?, build(0)?)
+    };
     let backend = S3 {
         writes: writes.clone(),
         http,

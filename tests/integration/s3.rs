@@ -641,3 +641,69 @@ fn an_http_endpoint_without_aws_allow_http_is_exit_2_before_sending() {
     }
     env.cmd().args(["get", "k"]).assert().code(4);
 }
+
+/// Instance credentials (EC2's metadata service, plain HTTP on a
+/// link-local address) are fetched even though the S3 endpoint is https
+/// and AWS_ALLOW_HTTP is not set: object_store asks for a client of its own
+/// for them. Here a fake metadata service on 127.0.0.1 hands out
+/// credentials; the https endpoint is a closed port, so the command then
+/// fails to connect (exit 1), after the credentials were fetched.
+#[test]
+fn instance_credentials_come_over_http_while_the_endpoint_is_https() {
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    let env = TestStore::new();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let imds = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head.split(' ').nth(1).unwrap_or("").to_string();
+            let body = if target.ends_with("/api/token") {
+                "token".to_string()
+            } else if target.ends_with("/security-credentials/") {
+                "role".to_string()
+            } else if target.ends_with("/security-credentials/role") {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "{\"AccessKeyId\":\"AKIDEXAMPLE\",\"SecretAccessKey\":\"secret\",\
+                 \"Token\":\"session\",\"Expiration\":\"2099-01-01T00:00:00Z\"}"
+                    .to_string()
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let closed = crate::fault_proxy::closed_port();
+    let output = env
+        .cmd_without_store()
+        .env("AWS_ENDPOINT_URL", format!("https://127.0.0.1:{closed}"))
+        .env("AWS_METADATA_ENDPOINT", format!("http://127.0.0.1:{imds}"))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args(["--store", "s3://some-bucket", "get", "k"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(one_error_line())
+        .get_output()
+        .clone();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("URL scheme is not allowed"), "{stderr}");
+    assert!(served.load(Ordering::SeqCst) >= 1, "{stderr}");
+}
