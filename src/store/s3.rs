@@ -123,7 +123,7 @@ pub fn open(address: Address) -> Result<Objects> {
             .map_err(|e| {
                 anyhow!(
                     "cannot open the S3 bucket '{}': {}; set AWS_REGION, and \
-                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile)",
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (profiles are not read)",
                     address.bucket,
                     short(&one_line(&e.to_string()))
                 )
@@ -196,7 +196,7 @@ impl S3 {
     fn refused(&self, detail: &str) -> anyhow::Error {
         anyhow!(
             "S3 refused access to the bucket '{}' ({}); check AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY (or the profile) and AWS_REGION",
+             AWS_SECRET_ACCESS_KEY (profiles are not read) and AWS_REGION",
             self.bucket,
             short(detail)
         )

@@ -113,7 +113,8 @@ impl TestStore {
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port))
                 .env("AWS_ALLOW_HTTP", "true")
-                // No profile or instance credentials from this machine.
+                // Nothing from this machine's AWS files (object_store
+                // reads none today; the AWS CLI and SDKs do).
                 .env("AWS_CONFIG_FILE", "/dev/null")
                 .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
         }
