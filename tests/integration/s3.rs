@@ -394,7 +394,8 @@ fn a_missing_bucket_is_exit_1_and_a_bad_url_exit_2() {
 }
 
 /// A prefix keeps two stores apart in one bucket; the same key encoding
-/// and object names as every backend (`KEY.json` under the prefix).
+/// and object names as every backend (`KEY.json` under the prefix);
+/// ETAGSTORE_DIR works as --store.
 #[test]
 fn a_prefix_keeps_stores_apart_and_names_objects_as_every_backend_does() {
     let Some(env) = TestStore::s3() else {
@@ -415,6 +416,14 @@ fn a_prefix_keeps_stores_apart_and_names_objects_as_every_backend_does() {
         .assert()
         .success()
         .stdout("k\n");
+    // ETAGSTORE_DIR names an S3 store as --store does.
+    env.cmd_without_store()
+        .env("ETAGSTORE_DIR", &team)
+        .args(["get", "k"])
+        .assert()
+        .success()
+        .stdout("1")
+        .stderr("");
     let names = boto3(
         &env,
         &python,
