@@ -28,8 +28,10 @@ Environment:
                  credentials of an Azure store (see docs/azure.md)
   AZURE_STORAGE_USE_EMULATOR=true
                  the local Azurite; put it on one command, never export it
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, …
+                 credentials and endpoint of an S3 store (see docs/s3.md)
   ETAGSTORE_TIMEOUT
-                 seconds an Azure request may wait for an answer (default 30)
+                 seconds a network request may wait for an answer (default 30)
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
@@ -48,8 +50,9 @@ pub const DEFAULT_STORE: &str = "_filestore";
 #[derive(Debug, Parser)]
 #[command(name = "etagstore", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The store: a directory (created on the first write), or an Azure Blob Storage
-    /// container, az://CONTAINER[/PREFIX] or https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]
+    /// The store: a directory (created on the first write), an Azure Blob Storage
+    /// container, az://CONTAINER[/PREFIX] or https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX],
+    /// or an S3 bucket, s3://BUCKET[/PREFIX]
     #[arg(
         long,
         global = true,

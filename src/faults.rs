@@ -70,6 +70,8 @@ pub enum Pause {
     BeforeLock,
     /// Under the lock, the precondition held, before the rename or unlink.
     Locked,
+    /// On an object store, the precondition checked, before the write is sent.
+    BeforeSend,
 }
 
 /// The faults `ETAGSTORE_FAULT` asks for, or why it cannot be read.
@@ -186,7 +188,7 @@ impl io::Write for FaultyWriter<'_> {
 }
 
 /// With `test-hooks`, pauses the process at `point` when
-/// `ETAGSTORE_TEST_PAUSE_<POINT>` (`BEFORE_LOCK`, `LOCKED`) names a path:
+/// `ETAGSTORE_TEST_PAUSE_<POINT>` (`BEFORE_LOCK`, `LOCKED`, `BEFORE_SEND`) names a path:
 /// announces the pause by creating `<path>.paused`, then waits until `<path>`
 /// exists (for at most two minutes, so a broken test cannot hang). Tests use
 /// it to change the store in those windows.
@@ -195,6 +197,7 @@ pub fn pause(point: Pause) {
     let name = match point {
         Pause::BeforeLock => "BEFORE_LOCK",
         Pause::Locked => "LOCKED",
+        Pause::BeforeSend => "BEFORE_SEND",
     };
     let Some(path) = std::env::var_os(format!("ETAGSTORE_TEST_PAUSE_{name}")) else {
         return;

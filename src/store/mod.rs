@@ -5,8 +5,13 @@
 //! so commands compute it from the bytes they stream and every backend
 //! agrees with `md5sum`.
 
+#[cfg(feature = "azure")]
 pub mod azure;
 pub mod fs;
+#[cfg(any(feature = "azure", feature = "s3"))]
+pub mod object;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::io::Read;
 use std::path::Path;
@@ -21,13 +26,37 @@ use crate::key::Key;
 pub use fs::FsStore;
 
 /// The store that `--store` names: an Azure container for `az://…` and
-/// `https://ACCOUNT.blob.core.windows.net/…`, else a directory. Only an Azure
-/// store starts a runtime and an HTTP client.
+/// `https://ACCOUNT.blob.core.windows.net/…`, an S3 bucket for `s3://…`,
+/// else a directory. Only a network store starts a runtime and an HTTP
+/// client. A URL of a backend this build leaves out is a usage error.
 pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
-    if let Some(address) = location.to_str().and_then(azure::Address::parse) {
-        return Ok(Box::new(azure::AzureStore::open(address?)?));
+    let url = location.to_str().unwrap_or_default();
+    #[cfg(feature = "azure")]
+    if let Some(address) = azure::Address::parse(url) {
+        return Ok(Box::new(azure::open(address?)?));
+    }
+    #[cfg(not(feature = "azure"))]
+    if url.starts_with("az://") || url.starts_with("https://") {
+        return Err(without("Azure", "azure"));
+    }
+    #[cfg(feature = "s3")]
+    if let Some(address) = s3::Address::parse(url) {
+        return Ok(Box::new(s3::open(address?)?));
+    }
+    #[cfg(not(feature = "s3"))]
+    if url.starts_with("s3://") {
+        return Err(without("S3", "s3"));
     }
     Ok(Box::new(FsStore::new(location, lock_timeout)))
+}
+
+/// The exit-2 error for a store URL this build cannot open.
+#[cfg(not(all(feature = "azure", feature = "s3")))]
+fn without(service: &str, feature: &str) -> anyhow::Error {
+    anyhow::Error::new(Error::Usage(format!(
+        "this etagstore was built without {service} support; install one with it \
+         (cargo install etagstore --features {feature}), or give a directory as --store"
+    )))
 }
 
 /// What must be true of the current document for a write or delete to happen.
@@ -153,7 +182,7 @@ pub struct Details {
 }
 
 /// A place that keeps documents. Implementations: `FsStore` (a directory),
-/// `AzureStore` (a blob container).
+/// `object::Objects` (an Azure container, an S3 bucket).
 pub trait Store {
     /// Opens a document for reading, or `None` if the key does not exist.
     /// The bytes read are one version of the document, never a mix.

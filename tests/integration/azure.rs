@@ -1,7 +1,7 @@
-//! The same scenarios on both backends: a directory and a fresh Azurite
-//! container. Each scenario is one function taking a `TestStore`; the
-//! `both!` macro makes a `dir` and an `azurite` test of it. Then what only
-//! Azure has: URLs, a missing container, bad credentials, a stopped service.
+//! The same scenarios on every backend: a directory, a fresh Azurite
+//! container and a fresh bucket of the local S3 server. Each scenario is
+//! one function taking a `TestStore`; the `every_backend!` macro makes a
+//! `dir`, an `azurite` and an `s3` test of it. Then what only Azure has: URLs, a missing container, bad credentials, a stopped service.
 
 use std::fs;
 use std::thread;
@@ -12,8 +12,8 @@ use predicates::prelude::*;
 use crate::azurite;
 use crate::common::{line, md5_hex, one_error_line, race, TestStore};
 
-/// `mod NAME { dir, azurite }`: the scenario `NAME` on each backend.
-macro_rules! both {
+/// `mod NAME { dir, azurite, s3 }`: the scenario `NAME` on each backend.
+macro_rules! every_backend {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
@@ -27,11 +27,18 @@ macro_rules! both {
                     super::$name(&env);
                 }
             }
+
+            #[test]
+            fn s3() {
+                if let Some(env) = crate::common::TestStore::s3() {
+                    super::$name(&env);
+                }
+            }
         }
     )*};
 }
 
-both!(
+every_backend!(
     preconditions_hold_on_set,
     delete_is_conditional,
     list_shows_original_keys_under_a_prefix,

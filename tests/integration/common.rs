@@ -15,6 +15,15 @@ pub struct TestStore {
     dir: TempDir,
     /// Set when the store is a fresh Azurite container instead of a directory.
     azurite: Option<Azurite>,
+    /// Set when the store is a fresh bucket of the local S3 server.
+    s3: Option<S3Bucket>,
+}
+
+/// Where an S3 store lives: the local server's port and a bucket.
+#[derive(Clone)]
+pub struct S3Bucket {
+    pub port: u16,
+    pub bucket: String,
 }
 
 /// Where an Azurite store lives: its port and its container.
@@ -29,6 +38,7 @@ impl TestStore {
         TestStore {
             dir: tempfile::tempdir().expect("a temporary directory"),
             azurite: None,
+            s3: None,
         }
     }
 
@@ -52,7 +62,34 @@ impl TestStore {
         TestStore {
             dir: tempfile::tempdir().expect("a temporary directory"),
             azurite: Some(Azurite { port, container }),
+            s3: None,
         }
+    }
+
+    /// A store in a fresh bucket of the S3 server (moto) on 127.0.0.1:5000
+    /// (`scripts/s3-server.sh start`). Without one: `None` and a note on
+    /// standard error, or a failure when CI=true (CI must run these tests).
+    pub fn s3() -> Option<TestStore> {
+        if !crate::s3::answers(crate::s3::PORT) {
+            crate::s3::missing(
+                "the S3 server is not running on 127.0.0.1:5000 \
+                                (start it with scripts/s3-server.sh start)",
+            );
+            return None;
+        }
+        let bucket = crate::s3::create_bucket(crate::s3::PORT);
+        Some(TestStore {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            azurite: None,
+            s3: Some(S3Bucket {
+                port: crate::s3::PORT,
+                bucket,
+            }),
+        })
+    }
+
+    pub fn s3_store(&self) -> Option<&S3Bucket> {
+        self.s3.as_ref()
     }
 
     pub fn azurite_store(&self) -> Option<&Azurite> {
@@ -62,9 +99,22 @@ impl TestStore {
     /// The variables that point an etagstore at this store's Azurite.
     fn set_env(&self, cmd: &mut std::process::Command) {
         for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("AZURE") {
+            let name_text = name.to_string_lossy();
+            if name_text.starts_with("AZURE") || name_text.starts_with("AWS_") {
                 cmd.env_remove(name);
             }
+        }
+        if let Some(s3) = &self.s3 {
+            // moto takes any credentials; these are its documented dummies.
+            cmd.env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", s3.port))
+                .env("AWS_ALLOW_HTTP", "true")
+                // Nothing from this machine's AWS files (object_store
+                // reads none today; the AWS CLI and SDKs do).
+                .env("AWS_CONFIG_FILE", "/dev/null")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
         }
         if let Some(azurite) = &self.azurite {
             cmd.env("AZURE_STORAGE_USE_EMULATOR", "true")
@@ -82,8 +132,12 @@ impl TestStore {
         self.dir.path()
     }
 
-    /// The `--store` value: `<tempdir>/store`, or `az://<container>`.
+    /// The `--store` value: `<tempdir>/store`, `az://<container>` or
+    /// `s3://<bucket>`.
     pub fn store(&self) -> PathBuf {
+        if let Some(s3) = &self.s3 {
+            return PathBuf::from(format!("s3://{}", s3.bucket));
+        }
         match &self.azurite {
             Some(azurite) => PathBuf::from(format!("az://{}", azurite.container)),
             None => self.dir.path().join("store"),

@@ -1,6 +1,6 @@
 //! Integration tests: the `etagstore` binary run as a user runs it.
 
-// The Azure Blob Storage backend against Azurite, and the same scenarios on a directory.
+// The Azure Blob Storage backend against Azurite; the same scenarios on a directory and on S3.
 mod azure;
 // Azurite for the tests: a fresh container per test, a private instance to stop.
 mod azurite;
@@ -44,8 +44,11 @@ mod outcomes;
 mod fault_proxy;
 // Edges of get -o, watch, export/import and edit's child.
 mod command_edges;
-// A new user's mistakes: each gets an answer that fixes it.
+// The README's and docs' examples, run: console blocks by trycmd, marked sh blocks by sh.
 mod docs;
+// A new user's mistakes: each gets an answer that fixes it.
 mod first_contact;
 // edit --jq against jq: one row per idiom and builtin, checked against a real jq when there is one.
 mod jq_compat;
+// The S3 backend against moto's server: races on the service's If-Match, objects written by boto3.
+mod s3;
