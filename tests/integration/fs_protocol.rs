@@ -8,6 +8,9 @@
 //! times). They need root (CI is root) and the `test-hooks` feature for the
 //! pauses; elsewhere they print `SKIPPED: …`.
 
+// The paused tests need test-hooks; without it their helpers go unused.
+#![cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
