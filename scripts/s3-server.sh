@@ -22,6 +22,8 @@
 # left alone. The same approach as scripts/azurite.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# who holds the port, stopping our own server: shared with the other server script
+. scripts/lib/server.sh
 
 venv=.venv-s3
 requirements=scripts/requirements-s3.txt
@@ -34,10 +36,6 @@ esac
 pid_file=$venv/moto-$port.pid
 log_file=$venv/moto-$port.log
 
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
 
 # .venv-s3/ holds the pid file this script trusts and the code it runs: it
 # must be a real directory of this user that nobody else can write to.
@@ -60,37 +58,14 @@ answers() {
   curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null
 }
 
-# The inodes of the sockets listening on TCP $port, any address.
-listening_inodes() {
-  local hex
-  hex=$(printf '%04X' "$port")
-  awk -v hex="$hex" 'FNR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == hex) print $10 }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
-# True if process $1 has one of the sockets listening on $port open.
-owns_port() {
-  local inodes fd link
-  inodes=$(listening_inodes)
-  [ -n "$inodes" ] || return 1
-  for fd in /proc/"$1"/fd/*; do
-    link=$(readlink "$fd" 2>/dev/null) || continue
-    case $link in
-      socket:\[*\])
-        link=${link#socket:[}
-        grep -qx -- "${link%]}" <<<"$inodes" && return 0
-        ;;
-    esac
-  done
-  return 1
-}
 
 # True if PID $1 is the server this script starts from this clone on $port:
 # moto_server on its command line with this port, run from this .venv-s3/.
 is_ours() {
   local pid=$1 cmdline cwd
   case $pid in '' | *[!0-9]*) return 1 ;; esac
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmdline=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
   case " $cmdline" in
     *moto_server*" -p $port "*) ;;
     *) return 1 ;;
@@ -99,22 +74,7 @@ is_ours() {
   [ "$cwd" = "$(pwd -P)/$venv" ]
 }
 
-recorded_pid() {
-  [ -f "$pid_file" ] && head -n 1 "$pid_file"
-}
 
-# Who listens on $port, for the error message: "PID (command)" or just the port.
-port_holder() {
-  local proc pid
-  for proc in /proc/[0-9]*; do
-    pid=${proc#/proc/}
-    if owns_port "$pid" 2>/dev/null; then
-      echo "PID $pid ($(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | cut -c1-80))"
-      return
-    fi
-  done
-  echo "another process"
-}
 
 # --no-deps: the file pins every package, dependencies included.
 install() {
@@ -131,16 +91,6 @@ install() {
   cp "$requirements" "$stamp"
 }
 
-# Stops PID $1 if, and for as long as, it is this clone's server.
-stop_pid() {
-  local pid=$1
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  if is_ours "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-}
 
 case "${1:-}" in
   start)

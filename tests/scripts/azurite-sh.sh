@@ -122,6 +122,7 @@ fi
 # 4. .azurite/ as a symlink (in a copy of the scripts): start and stop refuse it.
 mkdir -p "$scratch/clone/scripts" "$scratch/elsewhere"
 cp "$root/scripts/azurite.sh" "$scratch/clone/scripts/"
+cp -r "$root/scripts/lib" "$scratch/clone/scripts/"
 [ ! -d "$root/scripts/azurite" ] || cp -r "$root/scripts/azurite" "$scratch/clone/scripts/"
 ln -s "$scratch/elsewhere" "$scratch/clone/.azurite"
 echo "$sleeper" >"$scratch/elsewhere/azurite-$stale_port.pid"

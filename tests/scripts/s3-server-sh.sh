@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Tests scripts/s3-server.sh as CI runs it: it must start only an the S3 server that
+# Tests scripts/s3-server.sh as CI runs it: it must start only an S3 server that
 # really holds its port, refuse a port someone else already listens on, and
-# stop only its own the S3 server, never whatever PID a stale pid file names.
+# stop only its own S3 server, never whatever PID a stale pid file names.
 #
-# Usage: tests/scripts/s3-server.sh.sh    (needs Node 20 and npm, like the script)
+# Usage: tests/scripts/s3-server-sh.sh    (needs python3 with venv, like the script)
 #
 # Uses two free ports from 10011 up (S3_TEST_PORT to choose the first);
 # never touches a server on another port. Prints one line per test and
@@ -122,6 +122,7 @@ fi
 # 4. .venv-s3/ as a symlink (in a copy of the scripts): start and stop refuse it.
 mkdir -p "$scratch/clone/scripts" "$scratch/elsewhere"
 cp "$root/scripts/s3-server.sh" "$scratch/clone/scripts/"
+cp -r "$root/scripts/lib" "$scratch/clone/scripts/"
 ln -s "$scratch/elsewhere" "$scratch/clone/.venv-s3"
 echo "$sleeper" >"$scratch/elsewhere/moto-$stale_port.pid"
 start_status=0
