@@ -29,6 +29,10 @@ pub enum Fault {
     /// Forward it, taking in the request and giving out the answer at
     /// this many bytes per second: slow, but never silent.
     Slow(u64),
+    /// Read it whole and close without an answer, then forward it just
+    /// before the next write: a write that lands late, after the client
+    /// has looked and seen it had not.
+    Late,
 }
 
 /// Which requests a fault applies to.
@@ -51,6 +55,8 @@ struct Rule {
     only: Only,
     /// How many more requests to break.
     left: AtomicUsize,
+    /// A `Late` request not yet forwarded.
+    held: std::sync::Mutex<Option<(String, Vec<u8>)>>,
 }
 
 impl Proxy {
@@ -66,6 +72,7 @@ impl Proxy {
             fault,
             only,
             left: AtomicUsize::new(count),
+            held: std::sync::Mutex::new(None),
         });
         let (stop2, broken2) = (Arc::clone(&stop), Arc::clone(&broken));
         thread::spawn(move || {
@@ -128,7 +135,21 @@ fn serve(
     if fault.is_some() {
         broken.fetch_add(1, Ordering::SeqCst);
     }
+    if fault.is_none() && matches!(method, "PUT" | "DELETE") {
+        let held = rule.held.lock().unwrap().take();
+        if let Some((head, body)) = held {
+            // The late write lands first; its answer goes nowhere.
+            let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+            server.write_all(connection_close(&head).as_bytes())?;
+            server.write_all(&body)?;
+            server.read_to_end(&mut Vec::new())?;
+        }
+    }
     match &fault {
+        Some(Fault::Late) => {
+            *rule.held.lock().unwrap() = Some((head, body));
+            return client.shutdown(Shutdown::Both);
+        }
         Some(Fault::Close) => return client.shutdown(Shutdown::Both),
         Some(Fault::Answer(bytes)) => {
             client.write_all(bytes)?;
@@ -166,7 +187,7 @@ fn serve(
                 pause(piece.len(), rate);
             }
         }
-        Some(Fault::Close | Fault::Answer(_)) => unreachable!("answered above"),
+        Some(Fault::Close | Fault::Answer(_) | Fault::Late) => unreachable!("answered above"),
     }
     client.shutdown(Shutdown::Both)
 }

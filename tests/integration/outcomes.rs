@@ -138,6 +138,32 @@ fn edit_increments_once(fault: Fault, _landed: bool) {
     );
 }
 
+/// The worst case for `edit`: its write's answer is lost, the key still
+/// has the ETag it read (so it tries again), and then the first write lands
+/// after all, just before the second. The second write is refused (412);
+/// seeing its own first write, edit stops there instead of adding 1 again.
+#[test]
+fn edit_never_applies_a_change_twice_when_its_first_write_lands_late() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    env.put("k", OLD);
+    let proxy = proxy_for(Fault::Late);
+    let out = through(&env, &proxy.url())
+        .args(["edit", "k", "--jq", ".n += 1"])
+        .output()
+        .unwrap();
+    let now = stored(&env, "k").unwrap();
+    let value: serde_json::Value = serde_json::from_str(&now).unwrap();
+    assert_eq!(value["n"], 2, "{now}: {out:?}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        line(&md5_hex(now.as_bytes()))
+    );
+    assert_eq!(proxy.broken(), 1);
+}
+
 /// `mod MODE { set_with_etag, create_only, delete_with_etag, edit }`.
 macro_rules! modes {
     ($($name:ident: $fault:expr, landed: $landed:expr;)*) => {$(
