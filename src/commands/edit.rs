@@ -73,8 +73,16 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         Change::Filter(_) => Some(jq::MAX_INPUT),
         _ => None,
     };
+    // Writes whose answer was lost while the key still had the ETag they
+    // were conditioned on: one may yet land (a late PUT), so every later
+    // read checks for them, and an increment is never applied twice.
+    let mut in_doubt = InDoubt::default();
     loop {
         let current = read(store, &key, args.default.as_deref(), limit)?;
+        if let Some(landed) = in_doubt.settle(&key, &current)? {
+            writeln!(out, "{landed}")?;
+            return Ok(());
+        }
         let new = match &change {
             Change::Filter(filter) => {
                 let new = filter.apply(&current.bytes)?;
@@ -112,6 +120,7 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
                         return Ok(());
                     }
                     Landed::No if retries_left > 0 => {
+                        in_doubt.add(&current, tried);
                         retries_left -= 1;
                         thread::sleep(backoff.next_pause());
                     }
@@ -197,6 +206,56 @@ enum Landed {
     Yes,
     No,
     Unknown,
+}
+
+/// The ETags of writes whose outcome is unknown, and the ETag of the
+/// document they were all conditioned on.
+#[derive(Default)]
+struct InDoubt {
+    base: Option<String>,
+    tried: Vec<String>,
+}
+
+impl InDoubt {
+    fn add(&mut self, base: &Current, tried: String) {
+        self.base = Some(if base.exists {
+            base.etag.clone()
+        } else {
+            String::new()
+        });
+        self.tried.push(tried);
+    }
+
+    /// After a fresh read: `Some(etag)` if one of the doubtful writes has
+    /// landed (the edit is done), `None` if none has and the key is still
+    /// the base (go on), and exit 8 if the key has become something else:
+    /// a doubtful write may have landed and been overwritten since, so
+    /// applying the change again could apply it twice.
+    fn settle(&self, key: &Key, current: &Current) -> Result<Option<String>> {
+        let Some(base) = &self.base else {
+            return Ok(None);
+        };
+        let now = if current.exists {
+            current.etag.as_str()
+        } else {
+            ""
+        };
+        if let Some(tried) = self.tried.iter().find(|tried| tried.as_str() == now) {
+            return Ok(Some(tried.clone()));
+        }
+        if now == base {
+            return Ok(None);
+        }
+        Err(Error::OutcomeUnknown {
+            key: key.as_str().to_string(),
+            etag: self.tried.last().cloned().unwrap_or_default(),
+            detail: "an earlier write's answer was lost, and the key has changed since \
+                     (it may have landed and been overwritten); edit did not apply the \
+                     change again"
+                .to_string(),
+        }
+        .into())
+    }
 }
 
 /// After a write of the document with ETag `tried` over `base` whose
