@@ -148,13 +148,17 @@ impl FsStore {
     /// owner (in a group store, by anyone of the store's group).
     fn sub_dir(&self, dirs: &Dirs, parent: BorrowedFd, name: &str, path: &Path) -> Result<OwnedFd> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut created = false;
+        let (mut tried, mut created) = (false, false);
         let fd = loop {
             match rfs::openat(parent, name, flags, Mode::empty()) {
                 Ok(fd) => break fd,
-                Err(Errno::NOENT) if !created => {
+                Err(Errno::NOENT) if !tried => {
+                    tried = true;
+                    // Another writer may make it first: then its mode is
+                    // that writer's to set (ours would fail with EPERM).
                     match rfs::mkdirat(parent, name, Mode::from_raw_mode(0o777)) {
-                        Ok(()) | Err(Errno::EXIST) => created = true,
+                        Ok(()) => created = true,
+                        Err(Errno::EXIST) => {}
                         Err(e) => {
                             return Err(self.refused(io::Error::from(e), || {
                                 format!("cannot create the store directory '{}'", path.display())
