@@ -525,3 +525,64 @@ fn the_emulator_switch_accepts_the_emulators_own_settings() {
         .success()
         .stdout("1");
 }
+
+/// A listener whose accept queue is full, so new connections are never
+/// completed: connecting times out. Returns the port; the sockets live as
+/// long as the returned guard.
+fn unanswered_port() -> (u16, Vec<std::net::TcpStream>, i32) {
+    // SAFETY: plain socket calls on a fresh descriptor we own and close.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(fd, 0), 0);
+        assert_eq!(
+            libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut {
+                len
+            }),
+            0
+        );
+        let port = u16::from_be(addr.sin_port);
+        // Fill the queue (never accepted); later SYNs are dropped.
+        let fillers = (0..2)
+            .filter_map(|_| {
+                std::net::TcpStream::connect_timeout(
+                    &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    Duration::from_millis(500),
+                )
+                .ok()
+            })
+            .collect();
+        (port, fillers, fd)
+    }
+}
+
+/// A connection that never completes is a connect timeout (5 s): nothing
+/// was sent, so a write says so (exit 1), not "outcome unknown" (exit 8).
+/// The answer timeout is set longer here, as by default (30 s): one that
+/// ends first cannot tell a slow connect from a lost answer.
+#[test]
+fn a_connect_timeout_is_exit_1_and_nothing_written() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    let (port, _fillers, fd) = unanswered_port();
+    let url = format!("http://127.0.0.1:{port}");
+    through(&env, &url)
+        .env("ETAGSTORE_TIMEOUT", "30")
+        .args(["set", "new", NEW, "--etag", ""])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(one_error_line().and(predicate::str::contains("nothing was written")));
+    // SAFETY: closes the listener made above.
+    unsafe { libc::close(fd) };
+    assert_eq!(stored(&env, "new"), None);
+}
