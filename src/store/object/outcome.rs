@@ -48,8 +48,23 @@ pub fn of_write(error: &object_store::Error) -> Outcome {
 pub fn of_transport(error: &HttpError) -> Outcome {
     match error.kind() {
         HttpErrorKind::Connect => Outcome::Unsent,
+        // reqwest calls its own connect timeout a timeout, and object_store
+        // asks "timeout?" before "connect?": look at reqwest's error itself.
+        HttpErrorKind::Timeout if failed_to_connect(error) => Outcome::Unsent,
         _ => Outcome::Unknown,
     }
+}
+
+/// True if reqwest, under `error`, says the connection was never made.
+fn failed_to_connect(error: &HttpError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if let Some(reqwest) = inner.downcast_ref::<reqwest::Error>() {
+            return reqwest.is_connect();
+        }
+        cause = inner.source();
+    }
+    false
 }
 
 /// The first HTTP status in object_store's text of an answer.
