@@ -679,3 +679,53 @@ fn a_read_only_store_is_not_writable_in_so_many_words() {
     }
     assert_eq!(env.file("k").unwrap(), b"1");
 }
+
+#[test]
+fn a_document_read_from_a_terminal_gets_one_note_that_says_how_to_end_it() {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestStore::new();
+    // SAFETY: plain calls on descriptors this test owns.
+    let (mut master, slave) = unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(fd >= 0);
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr()).to_owned();
+        (File::from_raw_fd(fd), path)
+    };
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(std::ffi::OsStr::from_bytes(slave.to_bytes()))
+        .unwrap();
+    let child = env
+        .process()
+        .args(["set-unsafe", "k"])
+        .stdin(terminal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A line, then Ctrl-D at the start of the next: end of input.
+    master.write_all(b"[1]\n\x04").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("note: reading the document from the terminal")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("Ctrl-D"), "{stderr}");
+    assert_eq!(env.file("k").unwrap(), b"[1]\n");
+    // From a pipe, no note: standard error stays empty.
+    env.run(["set-unsafe", "k2"])
+        .stdin("[2]")
+        .stdout(format!("{}\n", md5_hex(b"[2]")))
+        .check();
+}
