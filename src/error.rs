@@ -8,35 +8,41 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// The `--store` that suggested commands must repeat, when it is not the
-/// default: set once by `commands::run`.
-static STORE_FOR_HINTS: OnceLock<String> = OnceLock::new();
+/// default: set once by `commands::run`, made absolute only when a hint
+/// needs it (an error path), so a command that succeeds pays nothing.
+static STORE_FOR_HINTS: OnceLock<std::path::PathBuf> = OnceLock::new();
 
 /// Records the store this process works on, so every command an error
-/// suggests names it. A directory is made absolute: the suggestion may be
-/// pasted in another directory, where a relative path names another store.
+/// suggests names it.
 pub fn remember_store(store: &Path, is_default: bool) {
-    if is_default {
-        return;
+    if !is_default {
+        let _ = STORE_FOR_HINTS.set(store.to_path_buf());
     }
+}
+
+/// The store as a hint names it: a directory made absolute, since the
+/// suggestion may be pasted in another directory, where a relative path
+/// names another store.
+fn store_for_hints() -> Option<String> {
+    let store = STORE_FOR_HINTS.get()?;
     let text = store.to_string_lossy();
-    let text = if text.contains("://") {
+    Some(if text.contains("://") {
         text.into_owned()
     } else {
         std::path::absolute(store)
-            .unwrap_or_else(|_| store.to_path_buf())
+            .unwrap_or_else(|_| store.clone())
             .to_string_lossy()
             .into_owned()
-    };
-    let _ = STORE_FOR_HINTS.set(text);
+    })
 }
 
 /// A command line to suggest: `etagstore [--store S] ARGS`, every argument
 /// quoted for a POSIX shell.
 pub fn suggest<'a>(args: impl IntoIterator<Item = &'a str>) -> String {
     let mut line = String::from("etagstore");
-    if let Some(store) = STORE_FOR_HINTS.get() {
+    if let Some(store) = store_for_hints() {
         line.push_str(" --store ");
-        line.push_str(&shell_words::quote(store));
+        line.push_str(&shell_words::quote(&store));
     }
     for arg in args {
         line.push(' ');
