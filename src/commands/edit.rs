@@ -146,7 +146,7 @@ fn read(
     default: Option<&str>,
     limit: Option<u64>,
 ) -> Result<Current> {
-    match store.open(key)? {
+    match store.read(key)? {
         Some(reader) => {
             let mut bytes = Vec::new();
             match limit {
@@ -263,7 +263,7 @@ impl InDoubt {
 /// `base` (it did not: try again), or something else, or cannot be read.
 /// An increment is thus never applied twice.
 fn landed(store: &dyn Store, key: &Key, base: &Current, tried: &str) -> Landed {
-    let now = store.open(key).and_then(|reader| {
+    let now = store.read(key).and_then(|reader| {
         reader
             .map(|mut reader| {
                 let mut bytes = Vec::new();

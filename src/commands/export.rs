@@ -74,7 +74,7 @@ fn read_one(
     meter: &mut Meter,
     max_line: u64,
 ) -> std::result::Result<Option<Read>, Skip> {
-    let Some(mut reader) = store.open(key).map_err(Skip)? else {
+    let Some(mut reader) = store.read(key).map_err(Skip)? else {
         return Ok(None);
     };
     let mut shaped = Shaped::default();

@@ -21,7 +21,7 @@ pub fn run(args: &GetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()>
         document::validate(default.as_bytes()).context("--default")?;
     }
     // A missing key read with --default has the ETag "" (it does not exist).
-    let (mut reader, exists): (Box<dyn Read>, bool) = match (store.open(&key)?, &args.default) {
+    let (mut reader, exists): (Box<dyn Read>, bool) = match (store.read(&key)?, &args.default) {
         (Some(reader), _) => (reader, true),
         (None, Some(default)) => (Box::new(default.as_bytes()), false),
         (None, None) => return Err(not_found(&key, store)),

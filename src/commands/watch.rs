@@ -80,7 +80,7 @@ struct Seen {
 }
 
 fn read(store: &dyn Store, key: &Key, with_value: bool) -> Result<Seen> {
-    let Some(mut reader) = store.open(key)? else {
+    let Some(mut reader) = store.read(key)? else {
         return Ok(Seen {
             etag: String::new(),
             value: None,

@@ -432,7 +432,7 @@ impl FsStore {
 }
 
 impl Store for FsStore {
-    fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
+    fn read(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
         let path = self.document_path(key);
         Ok(open_document(&path)?.map(|(file, _)| {
             let name = format!("'{}'", path.display());
@@ -965,7 +965,7 @@ mod tests {
 
     fn read(store: &FsStore, key: &Key) -> Option<Vec<u8>> {
         let mut bytes = Vec::new();
-        store.open(key).unwrap()?.read_to_end(&mut bytes).unwrap();
+        store.read(key).unwrap()?.read_to_end(&mut bytes).unwrap();
         Some(bytes)
     }
 

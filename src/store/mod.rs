@@ -185,8 +185,9 @@ pub struct Details {
 /// `object::Objects` (an Azure container, an S3 bucket).
 pub trait Store {
     /// Opens a document for reading, or `None` if the key does not exist.
+    /// (Not `open`: that name belongs to `store::open`, which opens a backend.)
     /// The bytes read are one version of the document, never a mix.
-    fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>>;
+    fn read(&self, key: &Key) -> Result<Option<Box<dyn Read>>>;
 
     /// Stores the bytes of `input` under `key` if `precondition` holds,
     /// atomically: the input is checked to be one JSON value (exit 6

@@ -46,7 +46,7 @@ use crate::store::{Details, Entry, Precondition, Store, Waiter};
 /// The metadata name under which a write records the document's MD5, for
 /// information only: other clients can leave it stale, so it is never read.
 const MD5_METADATA: &str = "etagstore_md5";
-/// A document up to this size is hashed while `open` streams it, so that a
+/// A document up to this size is hashed while `read` streams it, so that a
 /// write conditioned on what was read (`edit`) needs no second GET.
 const REMEMBER_UP_TO: u64 = 16 << 20;
 /// How often a compare-and-swap re-reads after the service refused it
@@ -216,7 +216,7 @@ pub struct Objects {
     /// Object-name prefix without leading or trailing `/`; empty for none.
     prefix: String,
     backend: Box<dyn Backend>,
-    /// The last version `open` read whole in this process, with the MD5 of
+    /// The last version `read` read whole in this process, with the MD5 of
     /// its bytes: the base of a write that follows (`edit`).
     read: Arc<Mutex<Option<Current>>>,
 }
@@ -331,7 +331,7 @@ impl Objects {
         Ok(Some(current))
     }
 
-    /// The version `open` read whole in this process, if it is of `path`
+    /// The version `read` read whole in this process, if it is of `path`
     /// and its bytes hash to the ETag the write is conditioned on: then it
     /// is the base of the write, with no second GET.
     fn read_before(&self, path: &BlobPath, precondition: &Precondition) -> Option<Current> {
@@ -547,7 +547,7 @@ impl Objects {
 }
 
 impl Store for Objects {
-    fn open(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
+    fn read(&self, key: &Key) -> Result<Option<Box<dyn Read>>> {
         let path = self.blob(key);
         let result = self.runtime.block_on(async {
             match self.reads.get(&path).await {
