@@ -62,6 +62,13 @@ pub enum Error {
         given: String,
         found: String,
     },
+    /// A `--if` predicate was not true of the current document (exit 3).
+    /// `found` is that document's ETag, "" when the key does not exist.
+    ConditionFailed {
+        key: String,
+        predicate: String,
+        found: String,
+    },
     /// Some writes found their key taken, e.g. `import` without `--overwrite` (exit 3).
     Conflict(String),
     /// The key does not exist (exit 4).
@@ -88,6 +95,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::PreconditionFailed { .. } => 3,
+            Error::ConditionFailed { .. } => 3,
             Error::Conflict(_) => 3,
             Error::NotFound { .. } => 4,
             Error::LockTimeout { .. } => 5,
@@ -119,6 +127,26 @@ impl fmt::Display for Error {
                         "precondition failed for key {key:?}: --etag \"{given}\" but the \
                          current ETag is {found:?}; re-read it ({}) and retry",
                         suggest(["get", key])
+                    )
+                }
+            }
+            Error::ConditionFailed {
+                key,
+                predicate,
+                found,
+            } => {
+                let predicate = escape_controls(predicate);
+                if found.is_empty() {
+                    write!(
+                        f,
+                        "condition failed for key {key:?}: --if '{predicate}' is not true of \
+                         null (the key does not exist)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "condition failed for key {key:?}: --if '{predicate}' is not true of \
+                         the current document (ETag {found:?})"
                     )
                 }
             }
