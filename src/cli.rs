@@ -32,6 +32,8 @@ Environment:
                  credentials and endpoint of an S3 store (see docs/s3.md)
   ETAGSTORE_TIMEOUT
                  seconds a network request may wait for an answer (default 30)
+  ETAGSTORE_ERROR_FORMAT
+                 json: errors as JSON objects, as --error-format json
   VISUAL, EDITOR the editor of 'edit KEY' (else vi)
 
 Examples:
@@ -74,8 +76,28 @@ pub struct Cli {
     )]
     pub lock_timeout_before: Option<f64>,
 
+    /// How errors are printed: text, or one JSON object a line (docs/contract.md lists its fields)
+    #[arg(
+        long,
+        global = true,
+        env = "ETAGSTORE_ERROR_FORMAT",
+        value_name = "FORMAT",
+        value_enum,
+        default_value_t = ErrorFormat::Text
+    )]
+    pub error_format: ErrorFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The values of --error-format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ErrorFormat {
+    /// `error: MESSAGE`
+    Text,
+    /// `{"code":…,"exit":…,"message":…}`
+    Json,
 }
 
 /// Seconds a writer waits for another writer of the same key, unless told.

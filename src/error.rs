@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// The `--store` that suggested commands must repeat, when it is not the
@@ -88,6 +89,16 @@ pub enum Error {
     },
     /// One of the above, with advice that follows its message.
     Hinted { error: Box<Error>, hint: String },
+    /// An edit from the editor that could not be written, kept in the file
+    /// `path`; `apply` is the command that writes it.
+    Kept {
+        error: Box<Error>,
+        path: String,
+        apply: String,
+    },
+    /// Any other failure, already put into words (exit 1): for a `Kept`
+    /// whose cause has no type of its own.
+    Failed(String),
 }
 
 impl Error {
@@ -102,9 +113,71 @@ impl Error {
             Error::InvalidDocument(_) => 6,
             Error::WatchTimeout { .. } => 7,
             Error::OutcomeUnknown { .. } => 8,
-            Error::Hinted { error, .. } => error.exit_code(),
+            Error::Hinted { error, .. } | Error::Kept { error, .. } => error.exit_code(),
+            Error::Failed(_) => 1,
         }
     }
+
+    /// The stable name of the failure in `--error-format json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::PreconditionFailed { .. } => "precondition_failed",
+            Error::ConditionFailed { .. } => "condition_failed",
+            Error::Conflict(_) => "conflict",
+            Error::NotFound { .. } => "not_found",
+            Error::LockTimeout { .. } => "lock_timeout",
+            Error::InvalidDocument(_) => "invalid_document",
+            Error::WatchTimeout { .. } => "watch_timeout",
+            Error::OutcomeUnknown { .. } => "outcome_unknown",
+            Error::Hinted { error, .. } | Error::Kept { error, .. } => error.code(),
+            Error::Failed(_) => "failed",
+        }
+    }
+
+    /// The fields of `--error-format json` beyond code, exit and message.
+    fn fields(&self, object: &mut JsonObject) {
+        match self {
+            Error::Usage(_) | Error::Conflict(_) | Error::InvalidDocument(_) | Error::Failed(_) => {
+            }
+            Error::PreconditionFailed { key, given, found } => {
+                object.string("key", key);
+                object.string("expected", given);
+                object.string("found", found);
+            }
+            Error::ConditionFailed {
+                key,
+                predicate,
+                found,
+            } => {
+                object.string("key", key);
+                object.string("predicate", predicate);
+                object.string("found", found);
+            }
+            Error::NotFound { key }
+            | Error::LockTimeout { key, .. }
+            | Error::WatchTimeout { key, .. } => object.string("key", key),
+            Error::OutcomeUnknown { key, etag, .. } => {
+                object.string("key", key);
+                object.string("etag", etag);
+            }
+            Error::Hinted { error, hint } => {
+                error.fields(object);
+                object.hint(hint);
+            }
+            Error::Kept { error, path, apply } => {
+                error.fields(object);
+                object.hint(&kept_hint(path, apply));
+                object.string("kept", path);
+                object.string("apply", apply);
+            }
+        }
+    }
+}
+
+/// What an error says about an edit kept in `path`.
+fn kept_hint(path: &str, apply: &str) -> String {
+    format!("your edit is kept in {path}; apply it with: {apply}")
 }
 
 impl fmt::Display for Error {
@@ -177,6 +250,8 @@ impl fmt::Display for Error {
                 )
             }
             Error::Hinted { error, hint } => write!(f, "{error}; {hint}"),
+            Error::Kept { error, path, apply } => write!(f, "{error}; {}", kept_hint(path, apply)),
+            Error::Failed(message) => f.write_str(message),
         }
     }
 }
@@ -197,12 +272,173 @@ pub fn escape_controls(text: &str) -> String {
         .collect()
 }
 
-/// The exit code for any error: the first typed `Error` in the chain, else 1.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
+/// Whether errors are printed as JSON objects (`--error-format json`).
+static JSON_ERRORS: AtomicBool = AtomicBool::new(false);
+
+/// Prints every later error line as one JSON object instead of text.
+pub fn print_as_json(json: bool) {
+    JSON_ERRORS.store(json, Ordering::Relaxed);
+}
+
+/// Whether a command line that clap could not parse asked for JSON errors:
+/// its last `--error-format` before any `--`, else `ETAGSTORE_ERROR_FORMAT`,
+/// as clap would have read them. `args` includes the program name.
+pub fn json_asked(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    env: Option<std::ffi::OsString>,
+) -> bool {
+    let mut asked = env.map(|value| value == "json");
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        } else if arg == "--error-format" {
+            asked = Some(args.next().is_some_and(|value| value == "json"));
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--error-format=")) {
+            asked = Some(value == "json");
+        }
+    }
+    asked == Some(true)
+}
+
+/// Prints the error line of a failed command, text or JSON, and returns
+/// its exit code.
+pub fn report(error: &anyhow::Error) -> std::process::ExitCode {
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        eprintln!("{}", json_line(error));
+    } else {
+        eprintln!("error: {}", message(error));
+    }
+    std::process::ExitCode::from(exit_code(error))
+}
+
+/// The error as its text line says it, after `error: `. Text from outside
+/// (a server, a file name) may hold terminal escapes: they are shown,
+/// never sent to the terminal.
+fn message(error: &anyhow::Error) -> String {
+    escape_controls(&format!("{error:#}"))
+}
+
+/// The error as one JSON object (docs/contract.md, "Errors as JSON").
+pub fn json_line(error: &anyhow::Error) -> String {
+    let typed = typed(error);
+    let code = typed.map_or("failed", Error::code);
+    let mut object = JsonObject::new(code, exit_code(error), &message(error));
+    if let Some(typed) = typed {
+        typed.fields(&mut object);
+    }
+    object.finish()
+}
+
+/// Prints the line for one document that `list -l` or `export` left out
+/// and went on without; the command exits 1 at its end.
+pub fn report_skipped(key: &str, error: &anyhow::Error) {
+    let key_shown = escape_controls(&format!("{key:?}"));
+    let message = format!(
+        "skipped key {key_shown}: {}",
+        escape_controls(&format!("{error:#}"))
+    );
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        let mut object = JsonObject::new("skipped", 1, &message);
+        object.string("key", key);
+        object.string("cause", typed(error).map_or("failed", Error::code));
+        eprintln!("{}", object.finish());
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// Prints the line of a process about to die of `signal` (exit 128+N in a
+/// shell).
+pub fn report_signal(message: &str, signal: i32, name: &str) {
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        let exit = u8::try_from(128 + signal).unwrap_or(u8::MAX);
+        let mut object = JsonObject::new("interrupted", exit, message);
+        object.string("signal", name);
+        eprintln!("{}", object.finish());
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// The first typed `Error` in the chain.
+fn typed(error: &anyhow::Error) -> Option<&Error> {
     error
         .chain()
         .find_map(|cause| cause.downcast_ref::<Error>())
-        .map_or(1, Error::exit_code)
+}
+
+/// One error as a JSON object on one line: code, exit and message first,
+/// then the fields of its kind, in a fixed order.
+struct JsonObject {
+    fields: Vec<(&'static str, JsonValue)>,
+}
+
+enum JsonValue {
+    String(String),
+    Number(u8),
+}
+
+impl JsonObject {
+    fn new(code: &'static str, exit: u8, message: &str) -> JsonObject {
+        JsonObject {
+            fields: vec![
+                ("code", JsonValue::String(code.to_string())),
+                ("exit", JsonValue::Number(exit)),
+                ("message", JsonValue::String(message.to_string())),
+            ],
+        }
+    }
+
+    fn string(&mut self, name: &'static str, value: &str) {
+        self.fields
+            .push((name, JsonValue::String(value.to_string())));
+    }
+
+    /// Advice; a second one (a hint on a hinted error) follows the first.
+    fn hint(&mut self, hint: &str) {
+        for (name, value) in &mut self.fields {
+            if let (&mut "hint", JsonValue::String(text)) = (name, value) {
+                text.push_str("; ");
+                text.push_str(hint);
+                return;
+            }
+        }
+        self.string("hint", hint);
+    }
+
+    /// The object as one line. serde_json escapes the C0 controls; DEL and
+    /// the C1 controls (a terminal may act on U+009B) are escaped too.
+    fn finish(self) -> String {
+        let mut line = String::from("{");
+        for (i, (name, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&format!("\"{name}\":"));
+            match value {
+                JsonValue::String(text) => {
+                    line.push_str(&serde_json::to_string(text).expect("a string serializes"))
+                }
+                JsonValue::Number(number) => line.push_str(&number.to_string()),
+            }
+        }
+        line.push('}');
+        line.chars()
+            .map(|c| {
+                if c.is_control() {
+                    format!("\\u{:04x}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    }
+}
+
+/// The exit code for any error: the first typed `Error` in the chain, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    typed(error).map_or(1, Error::exit_code)
 }
 
 /// True if the error comes from writing to a closed pipe (`etagstore get k | head -c1`).
@@ -225,9 +461,18 @@ pub fn report_usage(error: &clap::Error, subcommand: Option<&str>) -> std::proce
             let _ = error.print();
             return std::process::ExitCode::SUCCESS;
         }
-        // `etagstore` alone: the usage and the commands, as git does.
+        // `etagstore` alone: the usage and the commands, as git does; a
+        // script that asked for JSON gets its one line.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprint!("{}", error.render());
+            if JSON_ERRORS.load(Ordering::Relaxed) {
+                let help = match subcommand {
+                    Some(name) => format!("etagstore {name} --help"),
+                    None => "etagstore --help".to_string(),
+                };
+                print_usage(&format!("a subcommand is required (see '{help}')"));
+            } else {
+                eprint!("{}", error.render());
+            }
             return std::process::ExitCode::from(2);
         }
         _ => {}
@@ -236,20 +481,29 @@ pub fn report_usage(error: &clap::Error, subcommand: Option<&str>) -> std::proce
         Some(ContextValue::String(arg)) => Some(arg.as_str()),
         _ => None,
     };
-    let line = match (subcommand, unknown) {
+    let message = match (subcommand, unknown) {
         (Some("set-unsafe"), Some(arg)) if arg.starts_with("--etag") => {
-            "error: set-unsafe takes no --etag; for a conditional write use: \
+            "set-unsafe takes no --etag; for a conditional write use: \
              etagstore set KEY VALUE --etag E (see 'etagstore set --help')"
                 .to_string()
         }
-        _ => usage_line(&error.render().to_string(), subcommand),
+        _ => usage_message(&error.render().to_string(), subcommand),
     };
-    eprintln!("{}", escape_controls(&line));
+    print_usage(&escape_controls(&message));
     std::process::ExitCode::from(2)
 }
 
+/// Prints a usage error that clap found, text or JSON.
+fn print_usage(message: &str) {
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        eprintln!("{}", JsonObject::new("usage", 2, message).finish());
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
 /// clap's multi-line message folded into one line, without the usage block.
-fn usage_line(rendered: &str, subcommand: Option<&str>) -> String {
+fn usage_message(rendered: &str, subcommand: Option<&str>) -> String {
     let message: Vec<&str> = rendered
         .lines()
         .take_while(|line| !line.starts_with("Usage:"))
@@ -262,7 +516,7 @@ fn usage_line(rendered: &str, subcommand: Option<&str>) -> String {
         Some(name) => format!("etagstore {name} --help"),
         None => "etagstore --help".to_string(),
     };
-    format!("error: {message} (see '{help}')")
+    format!("{message} (see '{help}')")
 }
 
 #[cfg(test)]
@@ -276,6 +530,83 @@ mod tests {
             .context("while reading")
             .unwrap_err();
         assert_eq!(exit_code(&error), 4);
+    }
+
+    fn json_of(error: Error) -> serde_json::Value {
+        let line = json_line(&anyhow::Error::new(error).context("while writing"));
+        assert!(!line.contains('\n'), "{line}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    #[test]
+    fn a_failed_condition_as_json_names_the_predicate_and_the_etag_found() {
+        let json = json_of(Error::ConditionFailed {
+            key: "job".into(),
+            predicate: ".owner == null".into(),
+            found: "0123456789abcdef0123456789abcdef".into(),
+        });
+        assert_eq!(json["code"], "condition_failed");
+        assert_eq!(json["exit"], 3);
+        assert_eq!(json["key"], "job");
+        assert_eq!(json["predicate"], ".owner == null");
+        assert_eq!(json["found"], "0123456789abcdef0123456789abcdef");
+        let message = json["message"].as_str().unwrap();
+        assert!(message.starts_with("while writing: condition failed for key \"job\""));
+    }
+
+    #[test]
+    fn a_kept_edit_as_json_names_its_file_and_the_command_that_applies_it() {
+        let json = json_of(Error::Kept {
+            error: Box::new(Error::PreconditionFailed {
+                key: "k".into(),
+                given: "0123456789abcdef0123456789abcdef".into(),
+                found: "fedcba9876543210fedcba9876543210".into(),
+            }),
+            path: "/tmp/etagstore-edit-k-1.json".into(),
+            apply: "etagstore set k -f /tmp/etagstore-edit-k-1.json --etag fedcba9876543210fedcba9876543210".into(),
+        });
+        assert_eq!(json["code"], "precondition_failed");
+        assert_eq!(json["exit"], 3);
+        assert_eq!(json["expected"], "0123456789abcdef0123456789abcdef");
+        assert_eq!(json["found"], "fedcba9876543210fedcba9876543210");
+        assert_eq!(json["kept"], "/tmp/etagstore-edit-k-1.json");
+        assert!(json["apply"]
+            .as_str()
+            .unwrap()
+            .starts_with("etagstore set k -f "));
+        let hint = json["hint"].as_str().unwrap();
+        assert!(json["message"].as_str().unwrap().ends_with(hint), "{json}");
+    }
+
+    #[test]
+    fn json_errors_escape_every_control_character() {
+        let json = json_line(&anyhow::anyhow!("a\u{1b}[31m b\u{9b}c \u{7f}"));
+        assert!(!json.chars().any(char::is_control), "{json}");
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["code"], "failed");
+        assert_eq!(parsed["exit"], 1);
+    }
+
+    #[test]
+    fn the_error_format_is_read_from_the_command_line_as_clap_reads_it() {
+        let args = |line: &str| {
+            line.split(' ')
+                .map(std::ffi::OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let json = || Some(std::ffi::OsString::from("json"));
+        assert!(json_asked(args("etagstore --error-format json get"), None));
+        assert!(json_asked(args("etagstore get --error-format=json"), None));
+        assert!(json_asked(args("etagstore get"), json()));
+        assert!(!json_asked(
+            args("etagstore --error-format text get"),
+            json()
+        ));
+        assert!(!json_asked(
+            args("etagstore edit k -- cmd --error-format json"),
+            None
+        ));
+        assert!(!json_asked(args("etagstore --error-format"), None));
     }
 
     #[test]

@@ -2,24 +2,25 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use etagstore::cli::Cli;
+use etagstore::cli::{Cli, ErrorFormat};
 use etagstore::error;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return error::report_usage(&e, subcommand_named().as_deref()),
+        Err(e) => {
+            // clap did not say which --error-format: read it as clap would have.
+            let env = std::env::var_os("ETAGSTORE_ERROR_FORMAT");
+            error::print_as_json(error::json_asked(std::env::args_os(), env));
+            return error::report_usage(&e, subcommand_named().as_deref());
+        }
     };
+    error::print_as_json(cli.error_format == ErrorFormat::Json);
     match etagstore::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`etagstore get k | head -c1`) is not a failure.
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Text from outside (a server, a file name) may hold terminal
-            // escapes: they are shown, never sent to the terminal.
-            eprintln!("error: {}", error::escape_controls(&format!("{e:#}")));
-            ExitCode::from(error::exit_code(&e))
-        }
+        Err(e) => error::report(&e),
     }
 }
 

@@ -537,7 +537,8 @@ mod signals {
             libc::SIGTERM => "SIGTERM",
             _ => "SIGHUP",
         };
-        eprintln!("error: interrupted by {what}; '{name}' was stopped and nothing written");
+        let message = format!("interrupted by {what}; '{name}' was stopped and nothing written");
+        crate::error::report_signal(&message, signal, what);
         // SAFETY: default action, unblocked, then raised: the process ends here.
         unsafe {
             libc::signal(signal, libc::SIG_DFL);
@@ -597,18 +598,17 @@ fn edit_in_editor(
 /// Adds to an error where the person's edit is kept and how to apply it.
 fn kept(error: anyhow::Error, key: &Key, path: &Path, etag: &str) -> anyhow::Error {
     let path = path.display().to_string();
-    let hint = format!(
-        "your edit is kept in {path}; apply it with: {}",
-        suggest(["set", key.as_str(), "-f", &path, "--etag", etag])
-    );
-    match error.downcast::<Error>() {
-        Ok(typed) => Error::Hinted {
-            error: Box::new(typed),
-            hint,
-        }
-        .into(),
-        Err(other) => anyhow!("{other:#}; {hint}"),
+    let apply = suggest(["set", key.as_str(), "-f", &path, "--etag", etag]);
+    let error = match error.downcast::<Error>() {
+        Ok(typed) => typed,
+        Err(other) => Error::Failed(format!("{other:#}")),
+    };
+    Error::Kept {
+        error: Box::new(error),
+        path,
+        apply,
     }
+    .into()
 }
 
 /// A copy of the document in the temporary directory, named after the key

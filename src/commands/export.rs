@@ -12,7 +12,7 @@ use crate::cli::ExportArgs;
 use crate::commands::get::output_error;
 use crate::commands::import;
 use crate::document::{self, Minifier, Spool};
-use crate::error::{escape_controls, Error};
+use crate::error::Error;
 use crate::key::Key;
 use crate::output;
 use crate::progress::Meter;
@@ -36,11 +36,7 @@ pub fn run(args: &ExportArgs, store: &dyn Store, out: &mut dyn Write) -> Result<
             // find: it is named now, and the export fails at its end.
             Err(Skip(e)) => {
                 skipped += 1;
-                eprintln!(
-                    "error: skipped key {}: {}",
-                    escape_controls(&format!("{:?}", key.as_str())),
-                    escape_controls(&format!("{e:#}"))
-                );
+                crate::error::report_skipped(key.as_str(), &e);
             }
         }
     }

@@ -6,7 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Result};
 
 use crate::cli::ListArgs;
-use crate::error::escape_controls;
 use crate::output;
 use crate::store::{Store, Unreadable};
 
@@ -31,11 +30,7 @@ pub fn run(args: &ListArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
             // As ls does: name the entry, list the rest, fail at the end.
             Err(Unreadable { key, error }) => {
                 skipped += 1;
-                eprintln!(
-                    "error: skipped key {}: {}",
-                    escape_controls(&format!("{:?}", key.as_str())),
-                    escape_controls(&format!("{error:#}"))
-                );
+                crate::error::report_skipped(key.as_str(), error);
             }
         }
     }

@@ -52,3 +52,5 @@ mod first_contact;
 mod jq_compat;
 // The S3 backend against moto's server: races on the service's If-Match, objects written by boto3.
 mod s3;
+// --error-format json: one JSON object an error line, a code and fields for each kind.
+mod error_format;
