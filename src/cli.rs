@@ -20,7 +20,8 @@ Exit codes:
   6  invalid document: not JSON, not UTF-8, nested too deep
   7  watch timed out: nothing changed within --timeout
   8  outcome unknown: a network store took the write but its answer was
-     lost; the error names the ETag to look for (etagstore etag KEY)
+     lost; the error names the ETag to look for (etagstore etag KEY), or
+     run the same set --or-same (delete --or-missing) again
 
 Environment:
   ETAGSTORE_DIR  the store when --store is not given
@@ -269,7 +270,8 @@ Examples:
 
 const DELETE_AFTER_HELP: &str = "\
 Exit codes:
-  0  deleted (with --etag '', the key does not exist: nothing to do)
+  0  deleted (with --etag '', the key does not exist: nothing to do; with
+     --or-missing, the key was already gone)
   3  the ETag did not match: someone changed the document since you read it
   5  lock timeout
 
@@ -388,7 +390,8 @@ const SET_AFTER_HELP: &str = "\
   '*'     the key must exist, any version
 
 Exit codes:
-  0  written; the new ETag is printed
+  0  written; the new ETag is printed (with --or-same, also when the
+     document already is exactly these bytes: nothing is written)
   2  a malformed --etag (quotes, W/, too few digits)
   3  the ETag did not match: re-read (get -o), re-apply, retry; for a
      missing key, create it with --etag ''
@@ -397,7 +400,8 @@ Exit codes:
 Examples:
   etagstore set config '{\"retries\":3}' --etag ''
   etag=$(etagstore get config -o doc.json)   # the document and its ETag, in one read
-  jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"";
+  jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"
+  etagstore set config -f new.json --etag \"$etag\" --or-same  # safe to repeat after exit 8";
 
 const EDIT_AFTER_HELP: &str = "\
 Three ways to change the document:
@@ -525,6 +529,10 @@ pub struct SetArgs {
     /// Write only if the current ETag is E ('' = must not exist, '*' = must exist)
     #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
     pub etag: String,
+
+    /// Also exit 0 if the document already is exactly these bytes: to repeat a write whose outcome is unknown
+    #[arg(long)]
+    pub or_same: bool,
 }
 
 #[derive(Debug, Args)]
@@ -535,6 +543,10 @@ pub struct DeleteArgs {
     /// Delete only if the current ETag is E ('' = must not exist, '*' = must exist)
     #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
     pub etag: String,
+
+    /// Also exit 0 if the key does not exist: to repeat a delete whose outcome is unknown
+    #[arg(long)]
+    pub or_missing: bool,
 
     #[command(flatten)]
     pub lock: LockArg,

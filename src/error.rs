@@ -362,7 +362,7 @@ pub fn report_signal(message: &str, signal: i32, name: &str) {
 }
 
 /// The first typed `Error` in the chain.
-fn typed(error: &anyhow::Error) -> Option<&Error> {
+pub fn typed(error: &anyhow::Error) -> Option<&Error> {
     error
         .chain()
         .find_map(|cause| cause.downcast_ref::<Error>())

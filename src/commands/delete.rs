@@ -3,11 +3,12 @@
 use anyhow::Result;
 
 use crate::cli::DeleteArgs;
+use crate::commands::repeat;
 use crate::key::Key;
 use crate::store::{Precondition, Store};
 
 pub fn run(args: &DeleteArgs, store: &dyn Store) -> Result<()> {
     let key = Key::new(&args.key)?;
     let precondition = Precondition::parse(&args.etag)?;
-    store.delete(&key, &precondition)
+    repeat::delete(store, &key, &precondition, args.or_missing)
 }

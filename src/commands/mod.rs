@@ -8,6 +8,7 @@ mod export;
 mod get;
 mod import;
 mod list;
+mod repeat;
 mod set;
 mod set_unsafe;
 mod watch;

@@ -2,13 +2,14 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{InputArgs, SetArgs};
+use crate::commands::repeat;
 use crate::document::Named;
 use crate::error::Error;
 use crate::key::Key;
@@ -17,17 +18,19 @@ use crate::store::{Precondition, Store};
 
 pub fn run(args: &SetArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
     let precondition = Precondition::parse(&args.etag)?;
-    write(&args.input, &precondition, store, out)
+    write(&args.input, &precondition, args.or_same, store, out)
 }
 
 /// Stores the input of `set` or `set-unsafe` and prints the new ETag.
 pub fn write(
     input: &InputArgs,
     precondition: &Precondition,
+    or_same: bool,
     store: &dyn Store,
     out: &mut dyn Write,
 ) -> Result<()> {
     let key = Key::new(&input.key)?;
+    let put = |input: &mut dyn Read| repeat::put(store, &key, input, precondition, or_same);
     let etag = match (&input.value, &input.file) {
         (_, Some(path)) => {
             let file =
@@ -35,12 +38,12 @@ pub fn write(
             let size = file.metadata().ok().map(|meta| meta.len());
             let mut meter = Meter::new("set", size);
             let mut reader = meter.reader(Named::new(file, format!("'{}'", path.display())));
-            store.put(&key, &mut reader, precondition)?
+            put(&mut reader)?
         }
         // Taken as bytes, so a VALUE that is not UTF-8 is an invalid document (exit 6).
-        (Some(value), None) if value != "-" => store
-            .put(&key, &mut value.as_bytes(), precondition)
-            .map_err(|e| with_value_hint(e, value))?,
+        (Some(value), None) if value != "-" => {
+            put(&mut value.as_bytes()).map_err(|e| with_value_hint(e, value))?
+        }
         _ => {
             let stdin = io::stdin();
             if stdin.is_terminal() {
@@ -48,7 +51,7 @@ pub fn write(
             }
             let mut meter = Meter::new("set", None);
             let mut reader = meter.reader(Named::new(stdin.lock(), "standard input"));
-            store.put(&key, &mut reader, precondition)?
+            put(&mut reader)?
         }
     };
     writeln!(out, "{etag}")?;

@@ -9,5 +9,5 @@ use crate::commands::set;
 use crate::store::{Precondition, Store};
 
 pub fn run(args: &InputArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
-    set::write(args, &Precondition::Any, store, out)
+    set::write(args, &Precondition::Any, false, store, out)
 }

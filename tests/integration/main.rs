@@ -1,6 +1,7 @@
 //! Integration tests: the `etagstore` binary run as a user runs it.
 
 // The Azure Blob Storage backend against Azurite; the same scenarios on a directory and on S3.
+#[macro_use]
 mod azure;
 // Azurite for the tests: a fresh container per test, a private instance to stop.
 mod azurite;
@@ -54,3 +55,5 @@ mod jq_compat;
 mod s3;
 // --error-format json: one JSON object an error line, a code and fields for each kind.
 mod error_format;
+// set --or-same and delete --or-missing on every backend, and repeated after exit 8 on Azure.
+mod or_same;
