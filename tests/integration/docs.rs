@@ -22,7 +22,7 @@
 //!
 //! trycmd's directory never sees what the sh blocks did, while a reader runs
 //! both. So a console block must not touch a key that a sh block writes
-//! (`config`, `nums`, `counter`), or it would print one thing under the test
+//! (`config`, `nums`, `counter`, `report`), or it would print one thing under the test
 //! and another in the reader's directory: `readme_console_keys_are_its_own`.
 
 use std::path::{Path, PathBuf};
@@ -199,12 +199,19 @@ fn readme_export_import() {
     );
 }
 
+/// Errors as JSON objects, with the flag and with the environment variable.
+#[test]
+fn readme_error_format() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "error-json");
+}
+
 /// The keys the README's sh blocks write never appear in its console blocks,
 /// where the test's directory lacks them and the reader's has them.
 #[test]
 fn readme_console_keys_are_its_own() {
     let text = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let sh_keys = ["config", "nums", "counter"];
+    let sh_keys = ["config", "nums", "counter", "report"];
     for (number, line) in text.lines().enumerate() {
         let Some(command) = line.strip_prefix("$ ") else {
             continue;
