@@ -84,6 +84,7 @@ pub struct Cli {
         env = "ETAGSTORE_ERROR_FORMAT",
         value_name = "FORMAT",
         value_enum,
+        ignore_case = true,
         default_value_t = ErrorFormat::Text
     )]
     pub error_format: ErrorFormat,

@@ -287,15 +287,16 @@ pub fn json_asked(
     args: impl IntoIterator<Item = std::ffi::OsString>,
     env: Option<std::ffi::OsString>,
 ) -> bool {
-    let mut asked = env.map(|value| value == "json");
+    let json = |value: &std::ffi::OsStr| value.eq_ignore_ascii_case("json");
+    let mut asked = env.as_deref().map(json);
     let mut args = args.into_iter().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--" {
             break;
         } else if arg == "--error-format" {
-            asked = Some(args.next().is_some_and(|value| value == "json"));
+            asked = Some(args.next().as_deref().is_some_and(json));
         } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--error-format=")) {
-            asked = Some(value == "json");
+            asked = Some(json(value.as_ref()));
         }
     }
     asked == Some(true)
@@ -597,6 +598,7 @@ mod tests {
         let json = || Some(std::ffi::OsString::from("json"));
         assert!(json_asked(args("etagstore --error-format json get"), None));
         assert!(json_asked(args("etagstore get --error-format=json"), None));
+        assert!(json_asked(args("etagstore get --error-format JSON"), None));
         assert!(json_asked(args("etagstore get"), json()));
         assert!(!json_asked(
             args("etagstore --error-format text get"),
