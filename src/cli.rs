@@ -425,7 +425,7 @@ pub struct EditArgs {
     #[arg(long, value_name = "JSON")]
     pub default: Option<String>,
 
-    /// How many times CMD or --jq run again after a conflict before exit 3
+    /// How many times to retry after a conflict before exit 3 (CMD or --jq run again, or merge again)
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub retries: u32,
 

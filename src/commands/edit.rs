@@ -779,8 +779,7 @@ impl Merging<'_> {
             )))
         };
         let file = merge::conflict_file(merged);
-        fs::write(self.path, &file)
-            .with_context(|| format!("cannot write '{}'", self.path.display()))?;
+        rewrite(self.path, &file)?;
         let edited = run_editor(self.path, self.terminal).and_then(|()| {
             fs::read(self.path).with_context(|| format!("cannot read '{}'", self.path.display()))
         });
@@ -818,11 +817,8 @@ impl Merging<'_> {
 
     /// Keeps `document` in the person's copy and says how to apply it.
     fn keep(&self, document: &merge::Value, error: anyhow::Error, etag: &str) -> anyhow::Error {
-        if let Err(e) = fs::write(self.path, merge::to_bytes(document, &self.style)) {
-            return anyhow!(
-                "{error:#}; and cannot keep your edit in '{}': {e}",
-                self.path.display()
-            );
+        if let Err(e) = rewrite(self.path, &merge::to_bytes(document, &self.style)) {
+            return anyhow!("{error:#}; and {e:#}");
         }
         kept(error, self.key, self.path, etag)
     }
@@ -831,6 +827,19 @@ impl Merging<'_> {
     fn note(&self) {
         note_merged(&self.merged_in);
     }
+}
+
+/// Replaces the person's copy; mode 0600 even if the editor removed it.
+fn rewrite(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .with_context(|| format!("cannot write your edit to '{}'", path.display()))
 }
 
 /// The document now, `None` if the key does not exist.
