@@ -243,3 +243,11 @@ fn console_lines_run_known_programs() {
         }
     }
 }
+
+/// `edit --merge`: the command's change and the write made while it ran
+/// are both in the document.
+#[test]
+fn readme_edit_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "edit-merge");
+}
