@@ -363,3 +363,41 @@ fn jq_with_merge_under_a_concurrent_writer_merges_or_refuses() {
     assert!(stderr.starts_with("error: edit --merge: key \"k\" changed meanwhile at paths the new document also changed: .n;"), "{stderr}");
     assert_eq!(env.file("k").unwrap(), br#"{"n": 5}"#);
 }
+
+#[test]
+fn a_delete_while_editing_is_a_conflict_and_the_resolution_creates_the_key_again() {
+    let env = TestStore::new();
+    let base = r#"{"n": 1}"#;
+    let etag = env.put("k", base);
+    let editor = script(
+        &env,
+        "editor.sh",
+        &format!(
+            "n=$(cat runs 2>/dev/null || echo 0); n=$((n + 1)); echo $n > runs\n\
+             if [ $n = 1 ]; then\n\
+             '{bin}' --store '{store}' delete k --etag {etag}\n\
+             echo '{{\"n\": 2}}' > \"$1\"\n\
+             else\n\
+             cp \"$1\" run-$n.json\n\
+             echo '{{\"document\": {{\"n\": 3}}}}' > \"$1\"\n\
+             fi",
+            bin = TestStore::bin().display(),
+            store = env.store().display(),
+        ),
+    );
+    at_terminal(&env)
+        .args(["edit", "k"])
+        .env("EDITOR", &editor)
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(b"{\"n\":3}\n")))
+        .stderr("");
+    assert_eq!(env.file("k").unwrap(), b"{\"n\":3}\n");
+    // The whole document conflicts: theirs is missing, it was deleted.
+    let file = fs::read_to_string(env.root().join("run-2.json")).unwrap();
+    let wrapper: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(
+        wrapper["conflicts"],
+        serde_json::json!({".": {"base": {"n": 1}, "yours": {"n": 2}}})
+    );
+}
