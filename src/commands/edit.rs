@@ -695,9 +695,15 @@ impl Merging<'_> {
         let mut mine = mine;
         let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         let mut retries_left = retries;
+        // The ETag an apply command names if the key cannot be read.
+        let mut last_etag = start.etag.clone();
         loop {
-            let theirs = read_now(self.store, self.key)?;
+            let theirs = match read_now(self.store, self.key) {
+                Ok(theirs) => theirs,
+                Err(e) => return Err(self.keep(&mine, e, &last_etag)),
+            };
             let theirs_etag = theirs.as_ref().map_or("", |theirs| theirs.etag.as_str());
+            last_etag = theirs_etag.to_string();
             let theirs_value = match theirs
                 .as_ref()
                 .map(|theirs| merge::parse(&theirs.bytes))
@@ -756,7 +762,10 @@ impl Merging<'_> {
                         _ => theirs_etag.to_string(),
                     };
                     let e = if is_conflict(&e) {
-                        e.context(format!("edit gave up merging after {retries} retries"))
+                        Error::Conflict(format!(
+                            "edit gave up merging after {retries} retries: {e:#}"
+                        ))
+                        .into()
                     } else {
                         e
                     };
@@ -778,11 +787,6 @@ impl Merging<'_> {
                 merge::list_paths(&paths, 10)
             )))
         };
-        let file = merge::conflict_file(merged);
-        rewrite(self.path, &file)?;
-        let edited = run_editor(self.path, self.terminal).and_then(|()| {
-            fs::read(self.path).with_context(|| format!("cannot read '{}'", self.path.display()))
-        });
         let unresolved = |document: Option<&merge::Value>, why: &str| -> anyhow::Error {
             match document {
                 Some(document) => self.keep(document, conflict(why), theirs_etag),
@@ -790,6 +794,13 @@ impl Merging<'_> {
                 None => kept(conflict(why), self.key, self.path, theirs_etag),
             }
         };
+        let file = merge::conflict_file(merged);
+        if let Err(e) = rewrite(self.path, &file) {
+            return Err(unresolved(merged.value.as_ref(), &format!("{e:#}")));
+        }
+        let edited = run_editor(self.path, self.terminal).and_then(|()| {
+            fs::read(self.path).with_context(|| format!("cannot read '{}'", self.path.display()))
+        });
         let edited = match edited {
             Ok(edited) => edited,
             Err(e) => return Err(unresolved(merged.value.as_ref(), &format!("{e:#}"))),
