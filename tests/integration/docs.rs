@@ -22,7 +22,7 @@
 //!
 //! trycmd's directory never sees what the sh blocks did, while a reader runs
 //! both. So a console block must not touch a key that a sh block writes
-//! (`config`, `nums`, `counter`), or it would print one thing under the test
+//! (`config`, `nums`, `counter`, `deploy`), or it would print one thing under the test
 //! and another in the reader's directory: `readme_console_keys_are_its_own`.
 
 use std::path::{Path, PathBuf};
@@ -204,7 +204,7 @@ fn readme_export_import() {
 #[test]
 fn readme_console_keys_are_its_own() {
     let text = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let sh_keys = ["config", "nums", "counter"];
+    let sh_keys = ["config", "nums", "counter", "deploy"];
     for (number, line) in text.lines().enumerate() {
         let Some(command) = line.strip_prefix("$ ") else {
             continue;
