@@ -413,8 +413,13 @@ Three ways to change the document:
 
 The write is conditional on the ETag that was read. On a conflict, CMD and
 --jq re-read and run again (at most --retries more times, jittered backoff);
-the editor does not: your text is kept in a file whose path is printed, with
-the command that applies it. An edit that changes nothing writes nothing.
+with --merge they are not run again: their output is merged, path by path,
+into the new document. The editor always merges: changes at other paths
+join yours (a note on stderr names them); where both changed one path
+differently, the editor opens again on a file listing the conflicts, and
+what you save is written once its \"conflicts\" member is gone. Saved with
+it, your text is kept in a file whose path is printed, with the command
+that applies it. An edit that changes nothing writes nothing.
 
 CMD runs in its own process group. If etagstore gets SIGINT, SIGTERM or
 SIGHUP while CMD runs, it passes the signal on, kills what is left 2 s
@@ -425,8 +430,9 @@ and edit exits 1, having written nothing.
 Exit codes:
   0  written, or nothing to change; the ETag is printed
   2  usage, or no terminal for the editor (use -- CMD or --jq)
-  3  conflict: the editor's text is kept (the error says where); CMD and
-     --jq ran out of --retries
+  3  conflict: the editor's conflicts were left unresolved (your text is
+     kept; the error says where); CMD and --jq ran out of --retries; with
+     --merge, the new document changed a path their output changed too
   4  key not found (--default JSON creates it)
   6  the new document is not JSON
 
@@ -434,7 +440,8 @@ Examples:
   etagstore edit config
   etagstore edit counter --default '{\"n\":0}' --jq '.n += $by' --argjson by 5
   etagstore edit profile --jq '.name = $name' --arg name \"Ann Lee\"
-  etagstore edit doc --timeout 30 -- python3 migrate.py --to v2";
+  etagstore edit doc --timeout 30 -- python3 migrate.py --to v2
+  etagstore edit config --merge --jq '.replicas = 3'";
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
@@ -445,7 +452,7 @@ pub struct EditArgs {
     #[arg(long, value_name = "JSON")]
     pub default: Option<String>,
 
-    /// How many times CMD or --jq run again after a conflict before exit 3
+    /// How many times to retry after a conflict before exit 3 (CMD or --jq run again, or merge again)
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub retries: u32,
 
@@ -460,6 +467,10 @@ pub struct EditArgs {
     /// Bind $NAME to the JSON value in the filter, as jq --argjson does
     #[arg(long, num_args = 2, value_names = ["NAME", "JSON"], requires = "jq", allow_hyphen_values = true)]
     pub argjson: Vec<String>,
+
+    /// On a conflict, merge CMD's or --jq's output into the new document instead of running it again
+    #[arg(long)]
+    pub merge: bool,
 
     /// Stop CMD after SECONDS (SIGTERM, SIGKILL 2 s later) and write nothing (exit 1)
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]

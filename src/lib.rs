@@ -12,6 +12,7 @@ pub mod error;
 pub mod faults;
 pub mod jq;
 pub mod key;
+pub mod merge;
 pub mod output;
 pub mod progress;
 pub mod store;

@@ -21,6 +21,7 @@ use crate::document;
 use crate::error::{suggest, Error};
 use crate::jq;
 use crate::key::Key;
+use crate::merge;
 use crate::store::{Precondition, Store};
 
 /// The first pause after a conflict, and the longest.
@@ -58,7 +59,7 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         // Before anything is read: with no terminal, nothing happens at all.
         let terminal = open_terminal()?;
         let current = read(store, &key, args.default.as_deref(), None)?;
-        let etag = edit_in_editor(store, &key, &current, &terminal)?;
+        let etag = edit_in_editor(store, &key, &current, &terminal, args.retries)?;
         writeln!(out, "{etag}")?;
         return Ok(());
     }
@@ -77,35 +78,49 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     // were conditioned on: one may yet land (a late PUT), so every later
     // read checks for them, and an increment is never applied twice.
     let mut in_doubt = InDoubt::default();
+    // --merge: after a conflict, the output that lost and the document it
+    // was made from, to merge into the new document instead of running again.
+    let mut to_merge: Option<(Current, Vec<u8>)> = None;
+    let mut merged_in = Vec::new();
     loop {
         let current = read(store, &key, args.default.as_deref(), limit)?;
         if let Some(landed) = in_doubt.settle(&key, &current)? {
             writeln!(out, "{landed}")?;
             return Ok(());
         }
-        let new = match &change {
-            Change::Filter(filter) => {
-                let new = filter.apply(&current.bytes)?;
-                if current.exists && same_value(&current.bytes, &new) {
-                    writeln!(out, "{}", current.etag)?;
-                    return Ok(());
-                }
-                new
+        let new = match (to_merge.take(), &change) {
+            (Some((base, output)), _) => {
+                merge_output(&key, &base, &output, &current, &mut merged_in)?
             }
-            Change::Command(command) => run_command(command, &current.bytes, timeout)?,
-            Change::Editor => unreachable!("handled above"),
+            (None, change) => match change {
+                Change::Filter(filter) => {
+                    let new = filter.apply(&current.bytes)?;
+                    if current.exists && same_value(&current.bytes, &new) {
+                        writeln!(out, "{}", current.etag)?;
+                        return Ok(());
+                    }
+                    new
+                }
+                Change::Command(command) => run_command(command, &current.bytes, timeout)?,
+                Change::Editor => unreachable!("handled above"),
+            },
         };
         if current.exists && new == current.bytes {
+            note_merged(&merged_in);
             writeln!(out, "{}", current.etag)?;
             return Ok(());
         }
         match store.put(&key, &mut new.as_slice(), &precondition(&current)) {
             Ok(etag) => {
+                note_merged(&merged_in);
                 writeln!(out, "{etag}")?;
                 return Ok(());
             }
             Err(e) if is_conflict(&e) && retries_left > 0 => {
                 retries_left -= 1;
+                if args.merge {
+                    to_merge = Some((current, new));
+                }
                 thread::sleep(backoff.next_pause());
             }
             Err(e) if is_conflict(&e) => {
@@ -135,6 +150,49 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
                 },
             },
         }
+    }
+}
+
+/// `edit --merge`: merges `output`, made from `base`, into `current`;
+/// returns the document to write (`current`'s bytes when the output adds
+/// nothing). A conflicting path is exit 3, nothing written.
+fn merge_output(
+    key: &Key,
+    base: &Current,
+    output: &[u8],
+    current: &Current,
+    merged_in: &mut Vec<merge::Path>,
+) -> Result<Vec<u8>> {
+    let base_value = merge::parse(&base.bytes)?;
+    let mine = merge::parse(output)?;
+    let theirs = merge::parse(&current.bytes)?;
+    let merged = merge::merge(Some(&base_value), Some(&mine), Some(&theirs));
+    if !merged.conflicts.is_empty() {
+        let paths: Vec<merge::Path> = merged.conflicts.into_iter().map(|c| c.path).collect();
+        return Err(Error::Conflict(format!(
+            "edit --merge: key {:?} changed meanwhile at paths the new document also \
+             changed: {}; nothing written (its ETag is now {:?})",
+            key.as_str(),
+            merge::list_paths(&paths, 10),
+            current.etag
+        ))
+        .into());
+    }
+    merged_in.extend(merged.from_theirs);
+    let value = merged.value.expect("three present documents merge to one");
+    if value == theirs {
+        return Ok(current.bytes.clone());
+    }
+    Ok(merge::to_bytes(&value, &merge::Style::of(output)))
+}
+
+/// One line on stderr: which concurrent changes are in what was written.
+fn note_merged(paths: &[merge::Path]) {
+    if !paths.is_empty() {
+        eprintln!(
+            "note: merged concurrent changes at {}",
+            merge::list_paths(paths, 10)
+        );
     }
 }
 
@@ -559,6 +617,7 @@ fn edit_in_editor(
     key: &Key,
     current: &Current,
     terminal: &File,
+    retries: u32,
 ) -> Result<String> {
     let path = edit_file(key, &current.bytes)?;
     let editor = run_editor(&path, terminal);
@@ -585,6 +644,18 @@ fn edit_in_editor(
             let _ = fs::remove_file(&path);
             Ok(etag)
         }
+        // Someone wrote meanwhile: merge rather than make the person redo it.
+        Err(e) if is_conflict(&e) => {
+            let mut merging = Merging {
+                store,
+                key,
+                path: &path,
+                terminal,
+                style: merge::Style::of(&edited),
+                merged_in: Vec::new(),
+            };
+            merging.run(current, edited, retries)
+        }
         Err(e) => {
             let etag_now = match e.downcast_ref::<Error>() {
                 Some(Error::PreconditionFailed { found, .. }) => found.clone(),
@@ -593,6 +664,208 @@ fn edit_in_editor(
             Err(kept(e, key, &path, &etag_now))
         }
     }
+}
+
+/// An editor's change that met a concurrent write, being merged into it.
+struct Merging<'a> {
+    store: &'a dyn Store,
+    key: &'a Key,
+    /// The person's copy: holds their change (never a conflict file) when
+    /// it is kept.
+    path: &'a Path,
+    terminal: &'a File,
+    /// The layout of the person's change, which the merged document keeps.
+    style: merge::Style,
+    /// The concurrent changes merged in so far, for the final note.
+    merged_in: Vec<merge::Path>,
+}
+
+impl Merging<'_> {
+    /// Merges `edited` (a change of `start`) into the current document and
+    /// writes the result, compare-and-swap on the current ETag; merges again
+    /// when that moves, up to `retries` times. On a conflict the person
+    /// resolves it in the editor. Whatever fails, their change is kept.
+    fn run(&mut self, start: &Current, edited: Vec<u8>, retries: u32) -> Result<String> {
+        let parsed = merge::parse(&start.bytes).and_then(|base| Ok((base, merge::parse(&edited)?)));
+        let (base, mine) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return Err(kept(e.into(), self.key, self.path, &start.etag)),
+        };
+        // What the person started from, a --default included.
+        let mut base = Some(base);
+        let mut mine = mine;
+        let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
+        let mut retries_left = retries;
+        // The ETag an apply command names if the key cannot be read.
+        let mut last_etag = start.etag.clone();
+        loop {
+            let theirs = match read_now(self.store, self.key) {
+                Ok(theirs) => theirs,
+                Err(e) => return Err(self.keep(&mine, e, &last_etag)),
+            };
+            let theirs_etag = theirs.as_ref().map_or("", |theirs| theirs.etag.as_str());
+            last_etag = theirs_etag.to_string();
+            let theirs_value = match theirs
+                .as_ref()
+                .map(|theirs| merge::parse(&theirs.bytes))
+                .transpose()
+            {
+                Ok(value) => value,
+                Err(e) => return Err(self.keep(&mine, e.into(), theirs_etag)),
+            };
+            let merged = merge::merge(base.as_ref(), Some(&mine), theirs_value.as_ref());
+            let resolved = if merged.conflicts.is_empty() {
+                self.merged_in.extend(merged.from_theirs);
+                match merged.value {
+                    Some(value) => value,
+                    // Theirs deleted the document, mine only re-spaced it.
+                    None => {
+                        let error = Error::Conflict(format!(
+                            "key {:?} was deleted while you edited it; nothing written",
+                            self.key.as_str()
+                        ));
+                        return Err(self.keep(&mine, error.into(), theirs_etag));
+                    }
+                }
+            } else {
+                let resolved = self.resolve(&merged, theirs_etag)?;
+                self.merged_in.extend(merged.from_theirs);
+                // The person has seen the current document: a fresh count.
+                retries_left = retries;
+                resolved
+            };
+            if theirs_value.as_ref() == Some(&resolved) {
+                // Already there: nothing to write.
+                let _ = fs::remove_file(self.path);
+                self.note();
+                return Ok(theirs_etag.to_string());
+            }
+            let bytes = merge::to_bytes(&resolved, &self.style);
+            let condition = match &theirs {
+                Some(theirs) => precondition(theirs),
+                None => Precondition::Missing,
+            };
+            match self.store.put(self.key, &mut bytes.as_slice(), &condition) {
+                Ok(etag) => {
+                    let _ = fs::remove_file(self.path);
+                    self.note();
+                    return Ok(etag);
+                }
+                Err(e) if is_conflict(&e) && retries_left > 0 => {
+                    retries_left -= 1;
+                    base = theirs_value;
+                    mine = resolved;
+                    thread::sleep(backoff.next_pause());
+                }
+                Err(e) => {
+                    let etag_now = match e.downcast_ref::<Error>() {
+                        Some(Error::PreconditionFailed { found, .. }) => found.clone(),
+                        _ => theirs_etag.to_string(),
+                    };
+                    let e = if is_conflict(&e) {
+                        Error::Conflict(format!(
+                            "edit gave up merging after {retries} retries: {e:#}"
+                        ))
+                        .into()
+                    } else {
+                        e
+                    };
+                    return Err(self.keep(&resolved, e, &etag_now));
+                }
+            }
+        }
+    }
+
+    /// Re-opens the editor on a conflict file for `merged`; returns the
+    /// document the person resolved it to. Anything else keeps their change.
+    fn resolve(&self, merged: &merge::Merge, theirs_etag: &str) -> Result<merge::Value> {
+        let paths: Vec<merge::Path> = merged.conflicts.iter().map(|c| c.path.clone()).collect();
+        let conflict = |why: &str| {
+            anyhow::Error::from(Error::Conflict(format!(
+                "changes written to key {:?} while you edited it conflict with yours at {}; \
+                 {why}, so nothing was written",
+                self.key.as_str(),
+                merge::list_paths(&paths, 10)
+            )))
+        };
+        let unresolved = |document: Option<&merge::Value>, why: &str| -> anyhow::Error {
+            match document {
+                Some(document) => self.keep(document, conflict(why), theirs_etag),
+                // The conflict file as the person left it: no document in it.
+                None => kept(conflict(why), self.key, self.path, theirs_etag),
+            }
+        };
+        let file = merge::conflict_file(merged);
+        if let Err(e) = rewrite(self.path, &file) {
+            return Err(unresolved(merged.value.as_ref(), &format!("{e:#}")));
+        }
+        let edited = run_editor(self.path, self.terminal).and_then(|()| {
+            fs::read(self.path).with_context(|| format!("cannot read '{}'", self.path.display()))
+        });
+        let edited = match edited {
+            Ok(edited) => edited,
+            Err(e) => return Err(unresolved(merged.value.as_ref(), &format!("{e:#}"))),
+        };
+        if edited == file {
+            return Err(unresolved(
+                merged.value.as_ref(),
+                "the conflict file was saved unchanged",
+            ));
+        }
+        let value =
+            merge::parse(&edited).map_err(|e| kept(e.into(), self.key, self.path, theirs_etag))?;
+        match merge::resolution(value) {
+            merge::Resolution::Resolved(document) => Ok(document),
+            merge::Resolution::Unresolved(document) => Err(unresolved(
+                document.as_ref(),
+                "the \"conflicts\" member is still there",
+            )),
+            merge::Resolution::Unknown => Err(unresolved(
+                None,
+                "the file is not {\"document\": ...} (delete only \"conflicts\")",
+            )),
+        }
+    }
+
+    /// Keeps `document` in the person's copy and says how to apply it.
+    fn keep(&self, document: &merge::Value, error: anyhow::Error, etag: &str) -> anyhow::Error {
+        if let Err(e) = rewrite(self.path, &merge::to_bytes(document, &self.style)) {
+            return anyhow!("{error:#}; and {e:#}");
+        }
+        kept(error, self.key, self.path, etag)
+    }
+
+    /// One line on stderr: which concurrent changes are in what was written.
+    fn note(&self) {
+        note_merged(&self.merged_in);
+    }
+}
+
+/// Replaces the person's copy; mode 0600 even if the editor removed it.
+fn rewrite(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .with_context(|| format!("cannot write your edit to '{}'", path.display()))
+}
+
+/// The document now, `None` if the key does not exist.
+fn read_now(store: &dyn Store, key: &Key) -> Result<Option<Current>> {
+    let Some(mut reader) = store.read(key)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    Ok(Some(Current {
+        etag: document::etag_of(&bytes),
+        bytes,
+        exists: true,
+    }))
 }
 
 /// Adds to an error where the person's edit is kept and how to apply it.

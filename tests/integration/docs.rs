@@ -22,7 +22,7 @@
 //!
 //! trycmd's directory never sees what the sh blocks did, while a reader runs
 //! both. So a console block must not touch a key that a sh block writes
-//! (`config`, `nums`, `counter`, `report`), or it would print one thing under the test
+//! (`config`, `nums`, `counter`, `report`, `deploy`), or it would print one thing under the test
 //! and another in the reader's directory: `readme_console_keys_are_its_own`.
 
 use std::path::{Path, PathBuf};
@@ -211,7 +211,7 @@ fn readme_error_format() {
 #[test]
 fn readme_console_keys_are_its_own() {
     let text = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let sh_keys = ["config", "nums", "counter", "report"];
+    let sh_keys = ["config", "nums", "counter", "report", "deploy"];
     for (number, line) in text.lines().enumerate() {
         let Some(command) = line.strip_prefix("$ ") else {
             continue;
@@ -249,4 +249,12 @@ fn console_lines_run_known_programs() {
             );
         }
     }
+}
+
+/// `edit --merge`: the command's change and the write made while it ran
+/// are both in the document.
+#[test]
+fn readme_edit_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "edit-merge");
 }

@@ -335,7 +335,7 @@ fn invalid_json_from_the_editor_is_kept_with_the_command_to_apply_it() {
 }
 
 #[test]
-fn a_conflict_during_the_editor_keeps_the_text_and_the_other_write() {
+fn an_unresolved_conflict_during_the_editor_keeps_the_text_and_the_other_write() {
     let env = TestStore::new();
     env.put("k", r#"{"who": "nobody"}"#);
     // The "person" saves an edit while someone else writes the key; the
@@ -360,7 +360,14 @@ fn a_conflict_during_the_editor_keeps_the_text_and_the_other_write() {
         .get_output()
         .clone();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.starts_with("error: precondition failed"), "{stderr}");
+    // The editor re-opened on the conflict at .who, and the "person" saved
+    // a bare document over the conflict file: it is kept, not written.
+    assert!(
+        stderr.starts_with(
+            "error: changes written to key \"k\" while you edited it conflict with yours at .who;"
+        ),
+        "{stderr}"
+    );
     let other = br#"{"who": "other"}"#;
     assert_eq!(env.file("k").unwrap(), other);
     let kept = kept_path(&stderr);

@@ -12,6 +12,8 @@ mod contract;
 mod crash;
 // edit: the editor, command and jq modes, conflicts and races.
 mod edit;
+// edit merges a concurrent write: the editor, conflict files, --merge for CMD and --jq.
+mod edit_merge;
 // watch, export/import, completions, the man page and the hints on error lines.
 mod ergonomics;
 // ETags and preconditions on `set` and `delete`.
