@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -72,19 +73,19 @@ pub struct Cli {
         allow_negative_numbers = true,
         hide = true
     )]
-    pub lock_timeout_before: Option<f64>,
+    pub lock_timeout_before: Option<Duration>,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Seconds a writer waits for another writer of the same key, unless told.
-pub const DEFAULT_LOCK_TIMEOUT: f64 = 10.0;
+/// How long a writer waits for another writer of the same key, unless told.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Cli {
     /// The --lock-timeout in force: the one after the subcommand, else the
     /// one before it, else 10 s.
-    pub fn lock_timeout(&self) -> f64 {
+    pub fn lock_timeout(&self) -> Duration {
         let after = match &self.command {
             Command::Set(args) => args.input.lock.lock_timeout,
             Command::SetUnsafe(args) => args.lock.lock_timeout,
@@ -107,14 +108,14 @@ impl Cli {
 /// --lock-timeout on a command that takes a key's lock.
 #[derive(Debug, Args)]
 pub struct LockArg {
-    /// Seconds to wait for another writer of the same key before exit 5 [default: 10]
+    /// Seconds to wait for another writer of the same key before exit 5 (inf: no limit) [default: 10]
     #[arg(
         long,
         value_name = "SECONDS",
         value_parser = parse_seconds,
         allow_negative_numbers = true
     )]
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Duration>,
 }
 
 /// --lock-timeout on a command that takes no lock: accepted, as it was when
@@ -128,7 +129,7 @@ pub struct NoLockArg {
         allow_negative_numbers = true,
         hide = true
     )]
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,14 +313,14 @@ pub struct WatchArgs {
     #[arg(long, value_name = "E", allow_hyphen_values = true)]
     pub etag: Option<String>,
 
-    /// Give up after SECONDS with exit 7
+    /// Give up after SECONDS with exit 7 (inf: never)
     #[arg(
         long,
         value_name = "SECONDS",
         value_parser = parse_seconds,
         allow_negative_numbers = true
     )]
-    pub timeout: Option<f64>,
+    pub timeout: Option<Duration>,
 
     /// Print the `get --json` envelope of the new document instead of its ETag
     #[arg(long)]
@@ -435,8 +436,14 @@ pub struct EditArgs {
     pub argjson: Vec<String>,
 
     /// Stop CMD after SECONDS (SIGTERM, SIGKILL 2 s later) and write nothing (exit 1)
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]
-    pub timeout: Option<f64>,
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true,
+        requires = "command"
+    )]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub lock: LockArg,
@@ -539,11 +546,19 @@ pub struct ListArgs {
     pub no_lock: NoLockArg,
 }
 
-fn parse_seconds(text: &str) -> Result<f64, String> {
+/// The one rule of every seconds flag (docs/contract.md, "Timeouts"): a
+/// decimal number ≥ 0, as `timeout(1)` takes it (`0.5`, `1e3`); 0 does not
+/// wait. A value too large for the clock, up to `inf`, is no limit: it
+/// becomes `Duration::MAX`, which no deadline can be added to, and every
+/// waiter reads a deadline it cannot compute as "never". Negative numbers,
+/// NaN and words are usage errors.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        Ok(seconds) if seconds >= 0.0 => {
+            Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
+        }
         Ok(seconds) if seconds < 0.0 => Err(format!("'{text}' must be ≥ 0 seconds")),
-        _ => Err(format!("'{text}' is not a number of seconds ≥ 0")),
+        _ => Err(format!("'{text}' is not a number of seconds ≥ 0 (or inf)")),
     }
 }
 

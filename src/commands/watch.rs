@@ -28,10 +28,10 @@ pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<(
             .into())
         }
     };
-    let timeout = args
+    // A timeout too large for the clock has no deadline: it never passes.
+    let deadline = args
         .timeout
-        .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
-    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        .and_then(|timeout| Instant::now().checked_add(timeout));
     // Watch first, look second: a change between the two still wakes us.
     let mut waiter = store.watch(&key)?;
     let mut seen = read(store, &key, args.json)?;
@@ -51,15 +51,13 @@ pub fn run(args: &WatchArgs, store: &dyn Store, out: &mut dyn Write) -> Result<(
             }
             return Ok(());
         }
-        let left = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None if timeout.is_some() => Duration::ZERO,
-            None => Duration::MAX,
-        };
+        let left = deadline.map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
         if left.is_zero() {
             return Err(Error::WatchTimeout {
                 key: key.as_str().to_string(),
-                seconds: args.timeout.unwrap_or_default(),
+                seconds: args.timeout.unwrap_or_default().as_secs_f64(),
             }
             .into());
         }
