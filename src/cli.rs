@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::Location;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -60,9 +62,10 @@ pub struct Cli {
         env = "ETAGSTORE_DIR",
         value_name = "DIR",
         default_value = DEFAULT_STORE,
+        value_parser = StoreParser,
         hide_env_values = true
     )]
-    pub store: PathBuf,
+    pub store: Location,
 
     /// --lock-timeout before the subcommand, as earlier versions took it
     /// (it is shown on the commands that take a lock: see `Cli::lock_timeout`)
@@ -544,6 +547,29 @@ pub struct ListArgs {
 
     #[command(flatten)]
     pub no_lock: NoLockArg,
+}
+
+/// `--store` and `ETAGSTORE_DIR` through `Location::parse`. A malformed
+/// store URL is clap's usage error in the parser's own words: clap's usual
+/// "invalid value '…'" would repeat the value, and with it a SAS token
+/// pasted into the URL.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreParser;
+
+impl clap::builder::TypedValueParser for StoreParser {
+    type Value = Location;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Location, clap::Error> {
+        Location::parse(value).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n"))
+                .with_cmd(cmd)
+        })
+    }
 }
 
 /// The one rule of every seconds flag (docs/contract.md, "Timeouts"): a

@@ -16,7 +16,7 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DEFAULT_STORE};
+use crate::cli::{Cli, Command};
 use crate::error;
 use crate::store;
 
@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // is reported and cleaned up, not kill the process mid-write.
     // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    error::remember_store(&cli.store, cli.store == std::path::Path::new(DEFAULT_STORE));
+    error::remember_store(cli.store.as_path(), cli.store.is_default());
     let store = store::open(&cli.store, cli.lock_timeout())?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
