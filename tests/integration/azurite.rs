@@ -162,6 +162,23 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/azurite.sh")
 }
 
+/// scripts/azurite.sh creates containers with a constant account SAS (the
+/// emulator's key is public), so that it needs no signer of its own: it
+/// must be the one computed here.
+#[test]
+fn the_script_creates_containers_with_the_account_sas() {
+    let text = std::fs::read_to_string(script()).unwrap();
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("sas='"))
+        .expect("a sas='…' line in scripts/azurite.sh");
+    assert_eq!(line.trim_end_matches('\''), account_sas());
+    assert!(
+        !text.contains("createHmac"),
+        "a second signer in the script"
+    );
+}
+
 /// An Azurite of the test's own on `port`, stopped when dropped.
 pub struct Private {
     pub port: u16,
