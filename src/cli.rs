@@ -554,7 +554,7 @@ pub struct ListArgs {
 /// "invalid value '…'" would repeat the value, and with it a SAS token
 /// pasted into the URL.
 #[derive(Debug, Clone, Copy)]
-pub struct StoreParser;
+struct StoreParser;
 
 impl clap::builder::TypedValueParser for StoreParser {
     type Value = Location;
@@ -572,13 +572,13 @@ impl clap::builder::TypedValueParser for StoreParser {
     }
 }
 
-/// The one rule of every seconds flag (docs/contract.md, "Timeouts"): a
+/// The one rule of every seconds flag (docs/contract.md, "Seconds"): a
 /// decimal number ≥ 0, as `timeout(1)` takes it (`0.5`, `1e3`); 0 does not
-/// wait. A value too large for the clock, up to `inf`, is no limit: it
-/// becomes `Duration::MAX`, which no deadline can be added to, and every
-/// waiter reads a deadline it cannot compute as "never". Negative numbers,
-/// NaN and words are usage errors.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// wait. A value too large for a `Duration`, and `inf`, become
+/// `Duration::MAX`; from about 9.2e18 s on, no deadline can be added to the
+/// clock, and every waiter reads a deadline it cannot compute as "never":
+/// no limit. Negative numbers, NaN and words are usage errors.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(seconds) if seconds >= 0.0 => {
             Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
