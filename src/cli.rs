@@ -2,8 +2,11 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::Location;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -62,9 +65,10 @@ pub struct Cli {
         env = "ETAGSTORE_DIR",
         value_name = "DIR",
         default_value = DEFAULT_STORE,
+        value_parser = StoreParser,
         hide_env_values = true
     )]
-    pub store: PathBuf,
+    pub store: Location,
 
     /// --lock-timeout before the subcommand, as earlier versions took it
     /// (it is shown on the commands that take a lock: see `Cli::lock_timeout`)
@@ -75,7 +79,7 @@ pub struct Cli {
         allow_negative_numbers = true,
         hide = true
     )]
-    pub lock_timeout_before: Option<f64>,
+    pub lock_timeout_before: Option<Duration>,
 
     /// How errors are printed: text, or one JSON object a line (docs/contract.md lists its fields)
     #[arg(
@@ -102,13 +106,13 @@ pub enum ErrorFormat {
     Json,
 }
 
-/// Seconds a writer waits for another writer of the same key, unless told.
-pub const DEFAULT_LOCK_TIMEOUT: f64 = 10.0;
+/// How long a writer waits for another writer of the same key, unless told.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Cli {
     /// The --lock-timeout in force: the one after the subcommand, else the
     /// one before it, else 10 s.
-    pub fn lock_timeout(&self) -> f64 {
+    pub fn lock_timeout(&self) -> Duration {
         let after = match &self.command {
             Command::Set(args) => args.input.lock.lock_timeout,
             Command::SetUnsafe(args) => args.lock.lock_timeout,
@@ -131,14 +135,14 @@ impl Cli {
 /// --lock-timeout on a command that takes a key's lock.
 #[derive(Debug, Args)]
 pub struct LockArg {
-    /// Seconds to wait for another writer of the same key before exit 5 [default: 10]
+    /// Seconds to wait for another writer of the same key before exit 5 (inf: no limit) [default: 10]
     #[arg(
         long,
         value_name = "SECONDS",
         value_parser = parse_seconds,
         allow_negative_numbers = true
     )]
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Duration>,
 }
 
 /// --lock-timeout on a command that takes no lock: accepted, as it was when
@@ -152,7 +156,7 @@ pub struct NoLockArg {
         allow_negative_numbers = true,
         hide = true
     )]
-    pub lock_timeout: Option<f64>,
+    pub lock_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,14 +341,14 @@ pub struct WatchArgs {
     #[arg(long, value_name = "E", allow_hyphen_values = true)]
     pub etag: Option<String>,
 
-    /// Give up after SECONDS with exit 7
+    /// Give up after SECONDS with exit 7 (inf: never)
     #[arg(
         long,
         value_name = "SECONDS",
         value_parser = parse_seconds,
         allow_negative_numbers = true
     )]
-    pub timeout: Option<f64>,
+    pub timeout: Option<Duration>,
 
     /// Print the `get --json` envelope of the new document instead of its ETag
     #[arg(long)]
@@ -473,8 +477,14 @@ pub struct EditArgs {
     pub merge: bool,
 
     /// Stop CMD after SECONDS (SIGTERM, SIGKILL 2 s later) and write nothing (exit 1)
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]
-    pub timeout: Option<f64>,
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        allow_negative_numbers = true,
+        requires = "command"
+    )]
+    pub timeout: Option<Duration>,
 
     #[command(flatten)]
     pub lock: LockArg,
@@ -585,11 +595,42 @@ pub struct ListArgs {
     pub no_lock: NoLockArg,
 }
 
-fn parse_seconds(text: &str) -> Result<f64, String> {
+/// `--store` and `ETAGSTORE_DIR` through `Location::parse`. A malformed
+/// store URL is clap's usage error in the parser's own words: clap's usual
+/// "invalid value '…'" would repeat the value, and with it a SAS token
+/// pasted into the URL.
+#[derive(Debug, Clone, Copy)]
+struct StoreParser;
+
+impl clap::builder::TypedValueParser for StoreParser {
+    type Value = Location;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Location, clap::Error> {
+        Location::parse(value).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n"))
+                .with_cmd(cmd)
+        })
+    }
+}
+
+/// The one rule of every seconds flag (docs/contract.md, "Seconds"): a
+/// decimal number ≥ 0, as `timeout(1)` takes it (`0.5`, `1e3`); 0 does not
+/// wait. A value too large for a `Duration`, and `inf`, become
+/// `Duration::MAX`; from about 9.2e18 s on, no deadline can be added to the
+/// clock, and every waiter reads a deadline it cannot compute as "never":
+/// no limit. Negative numbers, NaN and words are usage errors.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        Ok(seconds) if seconds >= 0.0 => {
+            Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
+        }
         Ok(seconds) if seconds < 0.0 => Err(format!("'{text}' must be ≥ 0 seconds")),
-        _ => Err(format!("'{text}' is not a number of seconds ≥ 0")),
+        _ => Err(format!("'{text}' is not a number of seconds ≥ 0 (or inf)")),
     }
 }
 

@@ -64,9 +64,7 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         return Ok(());
     }
 
-    let timeout = args
-        .timeout
-        .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
+    let timeout = args.timeout;
     let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
     let mut retries_left = args.retries;
     // jq holds the parsed document in memory: read no more than it takes.

@@ -14,11 +14,10 @@ mod set_unsafe;
 mod watch;
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, DEFAULT_STORE};
+use crate::cli::{Cli, Command};
 use crate::error;
 use crate::store;
 
@@ -35,9 +34,8 @@ pub fn run(cli: Cli) -> Result<()> {
     // is reported and cleaned up, not kill the process mid-write.
     // SAFETY: setting a signal's disposition to SIG_IGN has no memory effects.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    error::remember_store(&cli.store, cli.store == std::path::Path::new(DEFAULT_STORE));
-    let lock_timeout = Duration::try_from_secs_f64(cli.lock_timeout()).unwrap_or(Duration::MAX);
-    let store = store::open(&cli.store, lock_timeout)?;
+    error::remember_store(cli.store.as_path(), cli.store.is_default());
+    let store = store::open(&cli.store, cli.lock_timeout())?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match &cli.command {

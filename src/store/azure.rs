@@ -22,6 +22,8 @@ use object_store::path::Path as BlobPath;
 mod address;
 mod emulator;
 mod listing;
+#[doc(hidden)]
+pub mod shared_key;
 
 pub use address::Address;
 
@@ -235,7 +237,7 @@ impl Azure {
     /// delete, so the request is made here, for the blob name exactly as
     /// every other request names it, and sent through the same HTTP client
     /// with no retry: a 412 then says what happened. It is signed with the
-    /// Shared Key (`listing::shared_key`), carries the SAS token, or the
+    /// Shared Key (`shared_key::sign`), carries the SAS token, or the
     /// Entra ID bearer token object_store holds.
     async fn delete_if_match(&self, path: &BlobPath, service_etag: &str) -> Result<Deleted> {
         let mut url =
@@ -247,11 +249,20 @@ impl Azure {
         let mut request = http::Request::builder()
             .method(Method::DELETE)
             .header("If-Match", service_etag)
-            .header("x-ms-version", listing::VERSION);
+            .header("x-ms-version", shared_key::VERSION);
         match &self.list_auth {
             Some(listing::ListAuth::SharedKey(key)) => {
-                let (date, authorization) =
-                    listing::shared_key(key, &self.account, "DELETE", service_etag, &url);
+                let (date, authorization) = shared_key::sign(
+                    key,
+                    &self.account,
+                    &shared_key::Request {
+                        method: "DELETE",
+                        url: &url,
+                        content_length: 0,
+                        if_match: service_etag,
+                        headers: &[],
+                    },
+                );
                 request = request
                     .header("x-ms-date", date)
                     .header("Authorization", authorization);

@@ -8,13 +8,13 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod fs;
+pub mod location;
 #[cfg(any(feature = "azure", feature = "s3"))]
 pub mod object;
 #[cfg(feature = "s3")]
 pub mod s3;
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
@@ -24,39 +24,11 @@ use crate::error::Error;
 use crate::key::Key;
 
 pub use fs::FsStore;
+pub use location::Location;
 
-/// The store that `--store` names: an Azure container for `az://…` and
-/// `https://ACCOUNT.blob.core.windows.net/…`, an S3 bucket for `s3://…`,
-/// else a directory. Only a network store starts a runtime and an HTTP
-/// client. A URL of a backend this build leaves out is a usage error.
-pub fn open(location: &Path, lock_timeout: Duration) -> Result<Box<dyn Store>> {
-    let url = location.to_str().unwrap_or_default();
-    #[cfg(feature = "azure")]
-    if let Some(address) = azure::Address::parse(url) {
-        return Ok(Box::new(azure::open(address?)?));
-    }
-    #[cfg(not(feature = "azure"))]
-    if url.starts_with("az://") || url.starts_with("https://") {
-        return Err(without("Azure", "azure"));
-    }
-    #[cfg(feature = "s3")]
-    if let Some(address) = s3::Address::parse(url) {
-        return Ok(Box::new(s3::open(address?)?));
-    }
-    #[cfg(not(feature = "s3"))]
-    if url.starts_with("s3://") {
-        return Err(without("S3", "s3"));
-    }
-    Ok(Box::new(FsStore::new(location, lock_timeout)))
-}
-
-/// The exit-2 error for a store URL this build cannot open.
-#[cfg(not(all(feature = "azure", feature = "s3")))]
-fn without(service: &str, feature: &str) -> anyhow::Error {
-    anyhow::Error::new(Error::Usage(format!(
-        "this etagstore was built without {service} support; install one with it \
-         (cargo install etagstore --features {feature}), or give a directory as --store"
-    )))
+/// Opens the store that `--store` names (see `Location::open`).
+pub fn open(location: &Location, lock_timeout: Duration) -> Result<Box<dyn Store>> {
+    location.open(lock_timeout)
 }
 
 /// What must be true of the current document for a write or delete to happen.

@@ -8,17 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use etagstore::store::azure::shared_key;
 
 /// The port `scripts/azurite.sh start` uses.
 pub const PORT: u16 = 10000;
 /// Azurite's well-known development account and key.
 pub const ACCOUNT: &str = "devstoreaccount1";
-pub const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const KEY: &str = shared_key::EMULATOR_KEY;
 
 /// True if something answers HTTP on 127.0.0.1:`port`.
 pub fn answers(port: u16) -> bool {
-    request(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], b"").is_ok()
+    request_raw(port, "GET", &format!("/{ACCOUNT}?comp=list"), &[], b"").is_ok()
 }
 
 /// Creates a container with a name no other test uses; returns the name.
@@ -34,54 +34,17 @@ pub fn create_container(port: u16) -> String {
         nanos % 1_000_000_000,
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let date = http_date(SystemTime::now());
-    let version = "2021-08-06";
-    // Shared Key: the fixed header lines (Content-Length is empty for 0),
-    // the x-ms- headers, then the resource with its query parameters.
-    let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
-         /{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
-    );
-    let signature = sign(&to_sign);
-    let status = request(
-        port,
-        "PUT",
-        &format!("/{ACCOUNT}/{name}?restype=container"),
-        &[
-            ("x-ms-date", date.as_str()),
-            ("x-ms-version", version),
-            ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
-        ],
-        b"",
-    )
-    .expect("Azurite answers");
+    let target = format!("/{ACCOUNT}/{name}?restype=container");
+    let status = signed(port, "PUT", &target, &[], b"").expect("Azurite answers");
     assert!(status.contains(" 201 "), "create container: {status}");
     name
 }
 
 /// Uploads a block blob the way another tool would: no etagstore metadata.
 pub fn put_blob(port: u16, container: &str, name: &str, body: &[u8]) {
-    let date = http_date(SystemTime::now());
-    let version = "2021-08-06";
-    let to_sign = format!(
-        "PUT\n\n\n{}\n\n\n\n\n\n\n\n\nx-ms-blob-type:BlockBlob\nx-ms-date:{date}\n\
-         x-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}/{name}",
-        body.len()
-    );
-    let signature = sign(&to_sign);
-    let status = request(
-        port,
-        "PUT",
-        &format!("/{ACCOUNT}/{container}/{name}"),
-        &[
-            ("x-ms-blob-type", "BlockBlob"),
-            ("x-ms-date", date.as_str()),
-            ("x-ms-version", version),
-            ("Authorization", &format!("SharedKey {ACCOUNT}:{signature}")),
-        ],
-        body,
-    )
-    .expect("Azurite answers");
+    let target = format!("/{ACCOUNT}/{container}/{name}");
+    let headers = [("x-ms-blob-type", "BlockBlob")];
+    let status = signed(port, "PUT", &target, &headers, body).expect("Azurite answers");
     assert!(status.contains(" 201 "), "put blob: {status}");
 }
 
@@ -120,7 +83,39 @@ pub fn account_sas() -> String {
     )
 }
 
-/// Base64 of the HMAC-SHA256 of `text` under the emulator's key.
+/// Sends one request signed with the emulator's Shared Key by etagstore's
+/// own signer (the repository has no other); `headers` are `x-ms-` headers
+/// in lower case. Returns the status line.
+fn signed(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<String> {
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}{target}")).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(KEY)
+        .unwrap();
+    let request = shared_key::Request {
+        method,
+        url: &url,
+        content_length: body.len(),
+        if_match: "",
+        headers,
+    };
+    let (date, authorization) = shared_key::sign(&key, ACCOUNT, &request);
+    let mut all = headers.to_vec();
+    all.extend([
+        ("x-ms-date", date.as_str()),
+        ("x-ms-version", shared_key::VERSION),
+        ("Authorization", authorization.as_str()),
+    ]);
+    request_raw(port, method, target, &all, body)
+}
+
+/// Base64 of the HMAC-SHA256 of `text` under the emulator's key: the
+/// signature of an account SAS (etagstore itself never makes one).
 fn sign(text: &str) -> String {
     let key = base64::engine::general_purpose::STANDARD
         .decode(KEY)
@@ -133,7 +128,7 @@ fn sign(text: &str) -> String {
 }
 
 /// Sends one request; returns the status line.
-fn request(
+fn request_raw(
     port: u16,
     method: &str,
     target: &str,
@@ -162,35 +157,26 @@ fn request(
     }
 }
 
-/// An RFC 1123 date, as x-ms-date wants it.
-fn http_date(time: SystemTime) -> String {
-    let seconds = time.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
 /// `scripts/azurite.sh` of this repository.
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/azurite.sh")
+}
+
+/// scripts/azurite.sh creates containers with a constant account SAS (the
+/// emulator's key is public), so that it needs no signer of its own: it
+/// must be the one computed here.
+#[test]
+fn the_script_creates_containers_with_the_account_sas() {
+    let text = std::fs::read_to_string(script()).unwrap();
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("sas='"))
+        .expect("a sas='…' line in scripts/azurite.sh");
+    assert_eq!(line.trim_end_matches('\''), account_sas());
+    assert!(
+        !text.contains("createHmac"),
+        "a second signer in the script"
+    );
 }
 
 /// An Azurite of the test's own on `port`, stopped when dropped.

@@ -692,41 +692,61 @@ fn usage_errors_exit_2_with_one_error_line() {
     assert_eq!(env.snapshot(), before);
 }
 
+/// One rule for every seconds flag (--lock-timeout before or after the
+/// subcommand, watch --timeout, edit --timeout; docs/contract.md): a number
+/// ≥ 0; a value too large for the clock, or `inf`, is no limit at all; a
+/// negative number, NaN or a word is exit 2.
 #[test]
-fn a_huge_lock_timeout_is_accepted_or_refused_but_never_a_crash() {
+fn every_seconds_flag_takes_a_huge_value_or_inf_as_no_limit() {
     // Found by this suite: a timeout too large for a Duration (1e20) or for an
-    // Instant (1e19) made the process panic (exit 101, a backtrace on stderr).
+    // Instant (1e19) made the process panic (exit 101, a backtrace on stderr);
+    // later, `watch --timeout 1e19` gave up at once while a lock waited forever.
     let env = TestStore::new();
-    env.put("k", "1");
-    for seconds in ["1e19", "1e20", "1e300"] {
-        for args in [vec!["list"], vec!["set-unsafe", "k", "2"]] {
-            let output = env
-                .cmd()
-                .args(["--lock-timeout", seconds])
-                .args(&args)
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let ok = match output.status.code() {
-                // Accepted as "wait as long as it takes": the command just works.
-                Some(0) => stderr.is_empty() && (stdout == "k\n" || stdout == md5_hex(b"2") + "\n"),
-                // Refused as a usage error.
-                Some(2) => {
-                    stdout.is_empty()
-                        && stderr.starts_with("error: ")
-                        && stderr.lines().count() == 1
-                }
-                _ => false,
-            };
-            assert!(
-                ok,
-                "--lock-timeout {seconds} {args:?}: {:?}\nstdout: {stdout}\nstderr: {stderr}",
-                output.status
-            );
-        }
+    let old = env.put("k", "1");
+    let new = env.put("k", "2");
+    for seconds in ["1e19", "1e20", "1e300", "inf", "Infinity"] {
+        env.run(["--lock-timeout", seconds, "list"])
+            .stdout("k\n")
+            .check();
+        env.run(["--lock-timeout", seconds, "set-unsafe", "k", "2"])
+            .stdout(line(&new))
+            .check();
+        env.run(["set-unsafe", "k", "2", "--lock-timeout", seconds])
+            .stdout(line(&new))
+            .check();
+        // The key changed since `old`: the watch answers at once.
+        env.run(["watch", "k", "--etag", &old, "--timeout", seconds])
+            .stdout(line(&new))
+            .check();
+        env.run(["edit", "k", "--timeout", seconds, "--", "cat"])
+            .stdout(line(&new))
+            .check();
     }
     assert!(env.temp_files().is_empty());
+}
+
+#[test]
+fn every_seconds_flag_refuses_a_negative_number_nan_or_a_word_alike() {
+    let env = TestStore::new();
+    env.put("k", "1");
+    let before = env.snapshot();
+    for (seconds, why) in [
+        ("-1", "must be ≥ 0"),
+        ("nan", "not a number of seconds"),
+        ("soon", "not a number of seconds"),
+        ("", "not a number of seconds"),
+    ] {
+        let flag = format!("'{seconds}'");
+        for args in [
+            vec!["--lock-timeout", seconds, "set-unsafe", "k", "2"],
+            vec!["set-unsafe", "k", "2", "--lock-timeout", seconds],
+            vec!["watch", "k", "--timeout", seconds],
+            vec!["edit", "k", "--timeout", seconds, "--", "cat"],
+        ] {
+            env.run(&args).error([flag.as_str(), why]).status(2).check();
+        }
+    }
+    assert_eq!(env.snapshot(), before);
 }
 
 #[test]

@@ -149,6 +149,39 @@ fn a_store_with_a_space_is_quoted_for_the_shell_in_hints() {
         .check();
 }
 
+/// `--store` is parsed with the rest of the command line: a malformed store
+/// URL, from the flag or from ETAGSTORE_DIR, is a usage error on one line
+/// that never repeats what follows a `?` (clap's own "invalid value '…'"
+/// would), and nothing is opened or created.
+#[test]
+fn a_malformed_store_url_is_a_usage_error_from_the_flag_or_the_environment() {
+    let env = TestStore::new();
+    let before = env.snapshot();
+    let refused = || {
+        one_error_line()
+            .and(predicate::str::contains("invalid store URL"))
+            .and(predicate::str::contains("SECRETSIG").not())
+            .and(predicate::str::contains("invalid value").not())
+    };
+    for url in [
+        "az://docs/team?sig=SECRETSIG",
+        "https://example.com/c?sig=SECRETSIG",
+        "s3://docs?X-Amz-Signature=SECRETSIG",
+        "s3://Bad_Bucket",
+    ] {
+        env.run_without_store(["--store", url, "set", "k", "1", "--etag", ""])
+            .stderr_matches(refused())
+            .status(2)
+            .check();
+        env.run_without_store(["set", "k", "1", "--etag", ""])
+            .env("ETAGSTORE_DIR", url)
+            .stderr_matches(refused())
+            .status(2)
+            .check();
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
 #[test]
 fn no_arguments_print_the_usage_and_the_commands_with_exit_2() {
     let env = TestStore::new();

@@ -65,10 +65,12 @@ ports+=("$port")
 squat_port=$(free_port "$((port + 1))")
 ports+=("$squat_port")
 
-# 1. start, start again, stop: the PID in the pid file is Azurite's and holds the port.
+# 1. start, start again (creating a container, twice), stop: the PID in the
+# pid file is Azurite's and holds the port. start fails unless Azurite
+# answers 201 (created) or 409 (exists) to the container's creation.
 pid_file=$root/.azurite/azurite-$port.pid
 if AZURITE_PORT=$port bash "$script" start >"$scratch/out" 2>&1 &&
-    AZURITE_PORT=$port bash "$script" start >>"$scratch/out" 2>&1; then
+    AZURITE_PORT=$port bash "$script" start azsh-test azsh-test >>"$scratch/out" 2>&1; then
     pid=$(cat "$pid_file" 2>/dev/null)
     if [ -n "$pid" ] && alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q azurite &&
         listening "$port"; then

@@ -8,14 +8,13 @@ use base64::Engine;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use percent_encoding::percent_decode_str;
 
+use super::shared_key::EMULATOR_KEY as KEY;
 use super::Address;
 use crate::error::Error;
 
 /// Azurite's well-known development account and key (public, documented by
 /// Microsoft: they protect nothing).
 pub const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Where the emulator listens when `AZURITE_BLOB_STORAGE_URL` is not set.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:10000";

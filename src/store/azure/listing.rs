@@ -1,7 +1,7 @@
 //! The requests sent here rather than through object_store: List Blobs
 //! with a prefix that is not a whole path segment (object_store 0.14 lists
-//! by segment only), and the Shared Key signing they and the conditional
-//! DELETE use.
+//! by segment only), and how they and the conditional DELETE are
+//! authorised (the Shared Key signer is shared_key.rs).
 //!
 //! They go through object_store's HTTP client, signed with the Shared Key
 //! (or carrying the SAS token) the store was opened with; with other
@@ -15,10 +15,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::{HttpClient, HttpRequestBody};
 use serde::Deserialize;
 
-/// The emulator's well-known key, as object_store uses it.
-const EMULATOR_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-pub const VERSION: &str = "2021-08-06";
+use super::shared_key::{self, EMULATOR_KEY, VERSION};
 
 /// How a listing request is authorised.
 pub enum ListAuth {
@@ -123,40 +120,6 @@ pub async fn list(
     }
 }
 
-/// Signs a request without a body whose only headers are `If-Match`
-/// (`if_match`, may be empty), `x-ms-date` and `x-ms-version: VERSION`:
-/// returns the `x-ms-date` value and the `Authorization` header.
-///
-/// The resource is the account and the URL's path exactly as sent (the blob
-/// name percent-encoded once, as object_store signs its own requests), then
-/// the query parameters, sorted by name, decoded.
-pub fn shared_key(
-    key: &[u8],
-    account: &str,
-    method: &str,
-    if_match: &str,
-    url: &url::Url,
-) -> (String, String) {
-    let date = chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    let mut resource = format!("/{account}{}", url.path());
-    let mut query: Vec<_> = url.query_pairs().collect();
-    query.sort();
-    for (name, value) in &query {
-        resource.push_str(&format!("\n{}:{value}", name.to_ascii_lowercase()));
-    }
-    let to_sign = format!(
-        "{method}\n\n\n\n\n\n\n\n{if_match}\n\n\n\nx-ms-date:{date}\nx-ms-version:{VERSION}\n{resource}"
-    );
-    let tag = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-        to_sign.as_bytes(),
-    );
-    let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
-    (date, format!("SharedKey {account}:{signature}"))
-}
-
 async fn page_with_retries(
     http: &HttpClient,
     auth: &ListAuth,
@@ -215,7 +178,17 @@ async fn page(
             url.query_pairs_mut().extend_pairs(pairs);
         }
         ListAuth::SharedKey(key) => {
-            let (date, authorization) = shared_key(key, account, "GET", "", &url);
+            let (date, authorization) = shared_key::sign(
+                key,
+                account,
+                &shared_key::Request {
+                    method: "GET",
+                    url: &url,
+                    content_length: 0,
+                    if_match: "",
+                    headers: &[],
+                },
+            );
             request = request
                 .header("x-ms-date", date)
                 .header("Authorization", authorization);
