@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` picks the store and dispatches.
 
+mod cas;
 mod completions;
 mod delete;
 mod edit;
