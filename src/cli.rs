@@ -12,9 +12,11 @@ Exit codes:
      also: export or list -l left out documents it could not read (each is
      named on stderr; the rest were printed)
   2  usage error: bad flags, invalid key, a malformed --etag, a jq filter
-     that does not compile, edit KEY with no terminal for the editor
+     that does not compile, a --if predicate that does not yield one
+     boolean, edit KEY with no terminal for the editor
   3  precondition failed: the ETag did not match (re-read, re-apply, retry);
-     also: edit ran out of retries; import skipped keys that exist
+     also: a --if predicate was false; edit ran out of retries; import
+     skipped keys that exist
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
@@ -246,15 +248,23 @@ Examples:
   echo '{\"retries\":3}' | etagstore set-unsafe config";
 
 const DELETE_AFTER_HELP: &str = "\
+--if FILTER deletes only if the jq predicate is true of the current document
+(null for a missing key: then there is nothing to delete, exit 0), checked
+atomically with the delete; with --etag too, both must hold.
+
 Exit codes:
   0  deleted (with --etag '', the key does not exist: nothing to do)
-  3  the ETag did not match: someone changed the document since you read it
+  2  a malformed --etag; a --if predicate that does not compile, fails, or
+     yields anything but one boolean (nothing deleted)
+  3  the ETag did not match: someone changed the document since you read it;
+     or the --if predicate was false (the message names it and the ETag)
   5  lock timeout
 
 Examples:
   etag=$(etagstore get old -o old.json)         # keep a copy, and its ETag
   etagstore delete old --etag \"$etag\"           # only the version you kept
-  etagstore delete old --etag '*'               # whatever version it is";
+  etagstore delete old --etag '*'               # whatever version it is
+  etagstore delete job-42 --if '.state == \"done\"'";
 
 const LIST_AFTER_HELP: &str = "\
 Exit codes:
@@ -365,17 +375,25 @@ const SET_AFTER_HELP: &str = "\
   ''      the key must not exist (create only)
   '*'     the key must exist, any version
 
+--if FILTER: write only if the jq predicate is true of the current document
+(null for a missing key), checked atomically with the write: if the key
+changes in between, it is read and checked again (at most --retries times).
+--if takes the place of --etag, or goes with it: then both must hold. The
+document is read whole first.
+
 Exit codes:
   0  written; the new ETag is printed
-  2  a malformed --etag (quotes, W/, too few digits)
+  2  a malformed --etag (quotes, W/, too few digits); a --if predicate that
+     does not compile, fails, or yields anything but one boolean
   3  the ETag did not match: re-read (get -o), re-apply, retry; for a
-     missing key, create it with --etag ''
+     missing key, create it with --etag ''; or the --if predicate was false
   5  lock timeout   6  invalid document
 
 Examples:
   etagstore set config '{\"retries\":3}' --etag ''
   etag=$(etagstore get config -o doc.json)   # the document and its ETag, in one read
-  jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"";
+  jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"
+  etagstore set lock '{\"owner\":\"me\"}' --if '.owner == null'   # claim it";
 
 const EDIT_AFTER_HELP: &str = "\
 Three ways to change the document:
@@ -501,8 +519,30 @@ pub struct SetArgs {
     pub input: InputArgs,
 
     /// Write only if the current ETag is E ('' = must not exist, '*' = must exist)
-    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
-    pub etag: String,
+    #[arg(
+        long,
+        value_name = "E",
+        required_unless_present = "condition",
+        allow_hyphen_values = true
+    )]
+    pub etag: Option<String>,
+
+    #[command(flatten)]
+    pub condition: ConditionArgs,
+}
+
+/// `--if` on `set` and `delete`.
+#[derive(Debug, Args)]
+pub struct ConditionArgs {
+    /// Only if this jq predicate is true of the current document (null for a
+    /// missing key), checked atomically with the write; false: exit 3
+    #[arg(long = "if", id = "condition", value_name = "FILTER")]
+    pub predicate: Option<String>,
+
+    /// With --if: how many times to read again when the key changes between
+    /// the check and the write, before exit 3
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "condition")]
+    pub retries: u32,
 }
 
 #[derive(Debug, Args)]
@@ -511,8 +551,16 @@ pub struct DeleteArgs {
     pub key: String,
 
     /// Delete only if the current ETag is E ('' = must not exist, '*' = must exist)
-    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
-    pub etag: String,
+    #[arg(
+        long,
+        value_name = "E",
+        required_unless_present = "condition",
+        allow_hyphen_values = true
+    )]
+    pub etag: Option<String>,
+
+    #[command(flatten)]
+    pub condition: ConditionArgs,
 
     #[command(flatten)]
     pub lock: LockArg,

@@ -1,7 +1,6 @@
-//! The read-check-write loop of `edit`, for every command that writes
-//! conditionally: read the document and its ETag, decide what to write,
-//! write it conditional on exactly that ETag, and on a conflict read again
-//! (at most `--retries` times, with jittered backoff).
+//! The read-check-write loop shared by `edit` and `set`/`delete --if`: read the document and its ETag, decide what to write, write it
+//! conditional on exactly that ETag, and on a conflict read again (at most
+//! `--retries` times, with jittered backoff).
 //!
 //! A write whose answer was lost (exit 8 from a network store) is never
 //! repeated blindly: the key is read again, and only if it still has the
@@ -11,7 +10,7 @@ use std::io::Read;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::backoff::Backoff;
 use crate::document;
@@ -89,6 +88,8 @@ pub enum Step {
     Done(String),
     /// Write these bytes over the version read.
     Write(Vec<u8>),
+    /// Delete the version read.
+    Delete,
 }
 
 /// How the loop reads and how often it retries.
@@ -126,6 +127,9 @@ pub fn retry(
         let written = match decide(&current)? {
             Step::Done(etag) => return Ok(etag),
             Step::Write(new) => store.put(key, &mut new.as_slice(), &precondition(&current)),
+            Step::Delete => store
+                .delete(key, &precondition(&current))
+                .map(|()| String::new()),
         };
         match written {
             Ok(etag) => return Ok(etag),
@@ -258,4 +262,78 @@ pub fn is_conflict(error: &anyhow::Error) -> bool {
         error.downcast_ref::<Error>(),
         Some(Error::PreconditionFailed { .. })
     )
+}
+
+/// A `--if` predicate: a jq filter that must yield exactly `true` on the
+/// current document (`null` when the key does not exist) for the write to
+/// happen.
+pub struct Condition {
+    code: String,
+    filter: jq::Filter,
+}
+
+impl Condition {
+    /// Compiles the predicate: one that does not compile is exit 2.
+    pub fn new(code: &str) -> Result<Condition> {
+        let filter = jq::Filter::new(code, Vec::new()).context("--if")?;
+        Ok(Condition {
+            code: code.to_string(),
+            filter,
+        })
+    }
+
+    /// `Ok` if the predicate yields `true` on `current`; exit 3 naming the
+    /// predicate and the current ETag if it yields `false`; exit 2 if it
+    /// fails or yields anything but one boolean.
+    pub fn check(&self, key: &Key, current: &Current) -> Result<()> {
+        let input: &[u8] = if current.exists {
+            &current.bytes
+        } else {
+            b"null"
+        };
+        // Over jq's limits: exit 6, as for `edit --jq`, not a broken predicate.
+        jq::check_input(input).with_context(|| format!("--if on key {:?}", key.as_str()))?;
+        let output = self.filter.apply(input).map_err(|e| {
+            let why = match e.downcast_ref::<Error>() {
+                Some(Error::InvalidDocument(why)) if why.contains("more than one value") => {
+                    "it yielded more than one value".to_string()
+                }
+                Some(Error::InvalidDocument(why)) if why.contains("no value") => {
+                    "it yielded no value".to_string()
+                }
+                Some(Error::InvalidDocument(why)) => why.clone(),
+                _ => format!("{e:#}"),
+            };
+            self.broken(&why)
+        })?;
+        match output.as_slice() {
+            b"true\n" => Ok(()),
+            b"false\n" => Err(Error::ConditionFailed {
+                key: key.as_str().to_string(),
+                predicate: self.code.clone(),
+                found: if current.exists {
+                    current.etag.clone()
+                } else {
+                    String::new()
+                },
+            }
+            .into()),
+            other => {
+                let shown: String = String::from_utf8_lossy(other)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let shown: String = shown.chars().take(60).collect();
+                Err(self.broken(&format!("it yielded {shown}, not true or false")))
+            }
+        }
+    }
+
+    fn broken(&self, why: &str) -> anyhow::Error {
+        Error::Usage(format!(
+            "--if {:?} must yield exactly one boolean: {why}; nothing written",
+            self.code
+        ))
+        .into()
+    }
 }
