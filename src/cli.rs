@@ -406,6 +406,8 @@ The write is conditional on the ETag that was read. On a conflict, CMD and
 --jq re-read and run again (at most --retries more times, jittered backoff);
 the editor does not: your text is kept in a file whose path is printed, with
 the command that applies it. An edit that changes nothing writes nothing.
+With --if FILTER the document is changed only while the jq predicate is true
+of it (null for a missing key), checked again on every retry (false: exit 3).
 
 CMD runs in its own process group. If etagstore gets SIGINT, SIGTERM or
 SIGHUP while CMD runs, it passes the signal on, kills what is left 2 s
@@ -417,7 +419,7 @@ Exit codes:
   0  written, or nothing to change; the ETag is printed
   2  usage, or no terminal for the editor (use -- CMD or --jq)
   3  conflict: the editor's text is kept (the error says where); CMD and
-     --jq ran out of --retries
+     --jq ran out of --retries; or the --if predicate was false
   4  key not found (--default JSON creates it)
   6  the new document is not JSON
 
@@ -455,6 +457,11 @@ pub struct EditArgs {
     /// Stop CMD after SECONDS (SIGTERM, SIGKILL 2 s later) and write nothing (exit 1)
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "command")]
     pub timeout: Option<f64>,
+
+    /// Change the document only while this jq predicate is true of it (null
+    /// for a missing key); checked again on every retry; false: exit 3
+    #[arg(long = "if", value_name = "FILTER")]
+    pub condition: Option<String>,
 
     #[command(flatten)]
     pub lock: LockArg,

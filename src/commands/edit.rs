@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use super::cas::{self, precondition, Current, Step};
+use super::cas::{self, precondition, Condition, Current, Step};
 use crate::cli::EditArgs;
 use crate::commands::get::not_found_or;
 use crate::document;
@@ -42,11 +42,15 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     } else {
         Change::Editor
     };
+    let condition = args.condition.as_deref().map(Condition::new).transpose()?;
 
     if let Change::Editor = change {
         // Before anything is read: with no terminal, nothing happens at all.
         let terminal = open_terminal()?;
         let current = read(store, &key, args.default.as_deref(), None)?;
+        if let Some(condition) = &condition {
+            condition.check(&key, &current)?;
+        }
         let etag = edit_in_editor(store, &key, &current, &terminal)?;
         writeln!(out, "{etag}")?;
         return Ok(());
@@ -56,8 +60,8 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         .timeout
         .map(|seconds| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
     // jq holds the parsed document in memory: read no more than it takes.
-    let limit = match change {
-        Change::Filter(_) => Some(jq::MAX_INPUT),
+    let limit = match (&change, &condition) {
+        (Change::Filter(_), _) | (_, Some(_)) => Some(jq::MAX_INPUT),
         _ => None,
     };
     let how = cas::Retries {
@@ -72,6 +76,9 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         &how,
         || missing(store, &key),
         |current| {
+            if let Some(condition) = &condition {
+                condition.check(&key, current)?;
+            }
             let new = match &change {
                 Change::Filter(filter) => {
                     let new = filter.apply(&current.bytes)?;

@@ -41,6 +41,7 @@ every_backend!(
     if_and_etag_must_both_hold,
     a_predicate_that_is_not_one_boolean_writes_nothing,
     the_predicate_holds_on_the_exact_version_written_over,
+    edit_if_is_checked_again_on_every_retry,
 );
 
 fn text(bytes: &[u8]) -> String {
@@ -167,6 +168,7 @@ fn a_predicate_that_is_not_one_boolean_writes_nothing(env: &TestStore) {
         for command in [
             vec!["set", "k", "{}", "--if", predicate],
             vec!["delete", "k", "--if", predicate],
+            vec!["edit", "k", "--jq", ".x = 1", "--if", predicate],
         ] {
             let out = env
                 .cmd()
@@ -251,6 +253,47 @@ fn the_predicate_holds_on_the_exact_version_written_over(env: &TestStore) {
     );
     condition_failed(&out, "job");
     assert_eq!(get(env, "job"), "{\"state\": \"reopened\"}");
+}
+
+fn edit_if_is_checked_again_on_every_retry(env: &TestStore) {
+    env.put("job", "{\"state\": \"open\", \"n\": 0}");
+    // CMD closes the job itself on its first run (another writer, between
+    // edit's read and its write): the retry reads "closed" and stops.
+    let store = env.store();
+    let script = format!(
+        "if [ ! -e ran ]; then : > ran; echo '{{\"state\": \"closed\"}}' | {} --store {} set-unsafe job >/dev/null; fi; \
+         sed 's/\"n\": 0/\"n\": 1/'",
+        TestStore::bin().display(),
+        store.display()
+    );
+    env.run([
+        "edit",
+        "job",
+        "--if",
+        ".state == \"open\"",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .status(3)
+    .error(["--if '.state == \"open\"' is not true of the current document"])
+    .check();
+    assert_eq!(get(env, "job"), "{\"state\": \"closed\"}\n");
+    // While it holds, edit changes the document as usual.
+    env.put("job", "{\"state\": \"open\", \"n\": 0}");
+    env.run([
+        "edit",
+        "job",
+        "--if",
+        ".state == \"open\"",
+        "--jq",
+        ".n += 1",
+    ])
+    .stdout(line(&md5_hex(
+        b"{\n  \"state\": \"open\",\n  \"n\": 1\n}\n",
+    )))
+    .check();
 }
 
 #[test]
