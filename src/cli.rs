@@ -43,7 +43,7 @@ Examples:
   etagstore list -l
 
 --lock-timeout SECONDS (default 10) is an option of the commands that take a
-key's lock: set, set-unsafe, edit, delete, import.";
+key's lock: set, set-unsafe, edit, patch, delete, import.";
 
 /// The store when neither --store nor ETAGSTORE_DIR names one.
 pub const DEFAULT_STORE: &str = "_filestore";
@@ -91,6 +91,7 @@ impl Cli {
             Command::Set(args) => args.input.lock.lock_timeout,
             Command::SetUnsafe(args) => args.lock.lock_timeout,
             Command::Edit(args) => args.lock.lock_timeout,
+            Command::Patch(args) => args.lock.lock_timeout,
             Command::Delete(args) => args.lock.lock_timeout,
             Command::Import(args) => args.lock.lock_timeout,
             Command::Get(args) => args.no_lock.lock_timeout,
@@ -150,6 +151,9 @@ pub enum Command {
     /// Read, change and write back a document, retrying on conflict; prints the new ETag
     #[command(after_help = EDIT_AFTER_HELP)]
     Edit(EditArgs),
+    /// Apply a JSON Merge Patch or JSON Patch, retrying on conflict; prints the new ETag
+    #[command(after_help = PATCH_AFTER_HELP)]
+    Patch(PatchArgs),
     /// Delete a document if its ETag is still E
     #[command(after_help = DELETE_AFTER_HELP)]
     Delete(DeleteArgs),
@@ -469,6 +473,57 @@ pub struct EditArgs {
     /// A command that reads the document on stdin and writes the new one to stdout
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+const PATCH_AFTER_HELP: &str = "\
+The patch is the flag's value, '-' or nothing for standard input, or -f FILE:
+  --merge       a JSON Merge Patch (RFC 7396): members set, null removes
+  --json-patch  a JSON Patch (RFC 6902): an array of add, remove, replace,
+                move, copy and test operations, applied all or nothing
+
+It is applied to the document read and written back conditional on its
+ETag; on a conflict, re-read and applied again (at most --retries more
+times). The result is written as jq prints it, keys in their order; a patch
+that changes nothing writes nothing.
+
+Exit codes:
+  0  written, or nothing to change; the ETag is printed
+  2  --json-patch is not a JSON Patch (an unknown op, a pointer without '/')
+  3  a test operation failed, or a path is not in the document; or the
+     retries ran out
+  4  key not found (create it first with set --etag '')
+  6  the patch is not JSON; or the document holds a number that a 64-bit
+     integer or a double cannot hold exactly (use edit --jq)
+
+Examples:
+  etagstore patch config --merge '{\"retries\":5,\"debug\":null}'
+  etagstore patch config --json-patch '[{\"op\":\"test\",\"path\":\"/v\",\"value\":1},{\"op\":\"replace\",\"path\":\"/v\",\"value\":2}]'
+  etagstore patch config --merge -f change.json";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["merge", "json_patch"])))]
+pub struct PatchArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Apply this JSON Merge Patch (RFC 7396); '-' or no value: standard input
+    #[arg(long, value_name = "JSON", num_args = 0..=1, default_missing_value = "-")]
+    pub merge: Option<String>,
+
+    /// Apply this JSON Patch (RFC 6902); '-' or no value: standard input
+    #[arg(long, value_name = "JSON", num_args = 0..=1, default_missing_value = "-")]
+    pub json_patch: Option<String>,
+
+    /// Read the patch from FILE
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// How many times to re-read and re-apply after a conflict before exit 3
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub retries: u32,
+
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,5 @@
-//! The read-check-write loop shared by `edit` and `set`/`delete --if`: read the document and its ETag, decide what to write, write it
+//! The read-check-write loop shared by `edit`, `patch` and `set`/`delete
+//! --if`: read the document and its ETag, decide what to write, write it
 //! conditional on exactly that ETag, and on a conflict read again (at most
 //! `--retries` times, with jittered backoff).
 //!

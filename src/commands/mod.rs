@@ -9,6 +9,7 @@ mod export;
 mod get;
 mod import;
 mod list;
+mod patch;
 mod set;
 mod set_unsafe;
 mod watch;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Set(args) => set::run(args, store.as_ref(), &mut out)?,
         Command::SetUnsafe(args) => set_unsafe::run(args, store.as_ref(), &mut out)?,
         Command::Edit(args) => edit::run(args, store.as_ref(), &mut out)?,
+        Command::Patch(args) => patch::run(args, store.as_ref(), &mut out)?,
         Command::Delete(args) => delete::run(args, store.as_ref())?,
         Command::List(args) => list::run(args, store.as_ref(), &mut out)?,
         Command::Watch(args) => watch::run(args, store.as_ref(), &mut out)?,

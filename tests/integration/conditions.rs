@@ -318,3 +318,167 @@ fn retries_go_with_if_only() {
         .error(["--if"])
         .check();
 }
+
+every_backend!(
+    patch_merges_and_applies_json_patches_in_key_order,
+    a_failing_test_op_is_exit_3_and_writes_nothing,
+    four_times_ten_concurrent_patches_append_forty_items,
+);
+
+fn patch_merges_and_applies_json_patches_in_key_order(env: &TestStore) {
+    env.put(
+        "cfg",
+        "{\"z\": 1, \"a\": {\"b\": 0, \"c\": 2}, \"items\": [1]}",
+    );
+    let merged = "{\n  \"z\": 1,\n  \"a\": {\n    \"b\": 1\n  },\n  \"items\": [\n    1\n  ],\n  \"new\": true\n}\n";
+    env.run([
+        "patch",
+        "cfg",
+        "--merge",
+        "{\"a\":{\"b\":1,\"c\":null},\"new\":true}",
+    ])
+    .stdout(line(&md5_hex(merged.as_bytes())))
+    .check();
+    assert_eq!(get(env, "cfg"), merged);
+    // Nothing to change: nothing written, the current ETag printed.
+    let etag = md5_hex(merged.as_bytes());
+    env.run(["patch", "cfg", "--merge", "{\"z\":1}"])
+        .stdout(line(&etag))
+        .check();
+    let patched = merged
+        .replace("\"z\": 1", "\"z\": 2")
+        .replace("    1\n  ]", "    1,\n    2\n  ]");
+    env.run(["patch", "cfg", "--json-patch"])
+        .arg(r#"[{"op":"test","path":"/z","value":1},{"op":"replace","path":"/z","value":2},{"op":"add","path":"/items/-","value":2}]"#)
+        .stdout(line(&md5_hex(patched.as_bytes())))
+        .check();
+    assert_eq!(get(env, "cfg"), patched);
+    // From standard input and from a file.
+    env.run(["patch", "cfg", "--merge"])
+        .stdin("{\"new\": null}")
+        .stdout(line(&md5_hex(
+            patched.replace(",\n  \"new\": true", "").as_bytes(),
+        )))
+        .check();
+    std::fs::write(
+        env.root().join("p.json"),
+        r#"[{"op":"remove","path":"/items"}]"#,
+    )
+    .unwrap();
+    let removed = "{\n  \"z\": 2,\n  \"a\": {\n    \"b\": 1\n  }\n}\n";
+    env.run(["patch", "cfg", "--json-patch", "-f", "p.json"])
+        .stdout(line(&md5_hex(removed.as_bytes())))
+        .check();
+    assert_eq!(get(env, "cfg"), removed);
+}
+
+fn a_failing_test_op_is_exit_3_and_writes_nothing(env: &TestStore) {
+    let etag = env.put("cfg", "{\"v\": 1, \"w\": 0}");
+    env.run(["patch", "cfg", "--json-patch"])
+        .arg(r#"[{"op":"replace","path":"/w","value":9},{"op":"test","path":"/v","value":2}]"#)
+        .status(3)
+        .error([
+            "patch not applied to key \"cfg\": operation 1",
+            "the test failed",
+            etag.as_str(),
+        ])
+        .check();
+    env.run([
+        "patch",
+        "cfg",
+        "--json-patch",
+        r#"[{"op":"remove","path":"/nope"}]"#,
+    ])
+    .status(3)
+    .error(["operation 0", "its path is not in the current document"])
+    .check();
+    assert_eq!(get(env, "cfg"), "{\"v\": 1, \"w\": 0}");
+}
+
+fn four_times_ten_concurrent_patches_append_forty_items(env: &TestStore) {
+    env.put("list", "{\"items\": []}");
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let op = format!(
+                        "[{{\"op\":\"add\",\"path\":\"/items/-\",\"value\":{}}}]",
+                        writer * 100 + i
+                    );
+                    let output = env
+                        .process()
+                        .args(["patch", "list", "--retries", "1000", "--json-patch", &op])
+                        .output()
+                        .unwrap();
+                    assert!(output.status.success(), "{output:?}");
+                }
+            });
+        }
+    });
+    let doc: serde_json::Value = serde_json::from_str(&get(env, "list")).unwrap();
+    let mut items: Vec<u64> = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(items.len(), 40, "{doc}");
+    items.sort();
+    let expected: Vec<u64> = (0..4)
+        .flat_map(|w| (0..10).map(move |i| w * 100 + i))
+        .collect();
+    assert_eq!(items, expected);
+}
+
+#[test]
+fn malformed_patches_missing_keys_and_inexact_numbers_write_nothing() {
+    let env = TestStore::new();
+    env.put("cfg", "{\"v\": 1}");
+    env.put("big", "[1, 18446744073709551616]");
+    let cases: [(&[&str], i32, &str); 8] = [
+        (
+            &["cfg", "--merge", "{"],
+            6,
+            "the --merge patch: invalid document",
+        ),
+        (
+            &["cfg", "--json-patch", "[1"],
+            6,
+            "the --json-patch patch: invalid document",
+        ),
+        (
+            &["cfg", "--json-patch", "{\"op\":\"remove\",\"path\":\"/v\"}"],
+            2,
+            "is not a JSON Patch",
+        ),
+        (
+            &["cfg", "--json-patch", "[{\"op\":\"frob\",\"path\":\"/v\"}]"],
+            2,
+            "unknown variant `frob`",
+        ),
+        (
+            &[
+                "cfg",
+                "--json-patch",
+                "[{\"op\":\"remove\",\"path\":\"v\"}]",
+            ],
+            2,
+            "does not start with a slash",
+        ),
+        (&["cfg"], 2, "--merge"),
+        (&["nokey", "--merge", "{}"], 4, "create it first: etagstore"),
+        (
+            &["big", "--merge", "{}"],
+            6,
+            "18446744073709551616 is neither exactly",
+        ),
+    ];
+    for (args, code, says) in cases {
+        env.run(["patch"])
+            .args(args)
+            .status(code)
+            .error([says])
+            .unchanged()
+            .check();
+    }
+}
