@@ -482,3 +482,57 @@ fn malformed_patches_missing_keys_and_inexact_numbers_write_nothing() {
             .check();
     }
 }
+
+/// A write whose answer is lost (Azurite behind a fault proxy): `set --if`,
+/// `delete --if` and `patch` read the key again and find out, as `edit`
+/// does, instead of failing with exit 8 or writing twice. Dropped answer:
+/// the write landed, it is not repeated; closed before forwarding: it did
+/// not, and the second try writes.
+#[test]
+fn conditional_writes_resolve_a_lost_answer_and_never_write_twice() {
+    use crate::fault_proxy::{Fault, Only, Proxy};
+    for (fault, landed) in [(Fault::Drop, true), (Fault::Close, false)] {
+        let Some(env) = TestStore::azurite() else {
+            return;
+        };
+        let cases: [(&[&str], &str, Option<&str>); 3] = [
+            (
+                &["set", "job", "{\"owner\":\"me\"}", "--if", ".owner == null"],
+                "{\"owner\": null}",
+                Some("{\"owner\":\"me\"}"),
+            ),
+            (
+                &[
+                    "patch",
+                    "job",
+                    "--json-patch",
+                    r#"[{"op":"add","path":"/items/-","value":1}]"#,
+                ],
+                "{\"items\": []}",
+                Some("{\n  \"items\": [\n    1\n  ]\n}\n"),
+            ),
+            (
+                &["delete", "job", "--if", ".state == \"done\""],
+                "{\"state\": \"done\"}",
+                None,
+            ),
+        ];
+        for (args, before, after) in cases {
+            env.put("job", before);
+            let proxy = Proxy::start(crate::azurite::PORT, fault.clone(), Only::Writes, 1);
+            let stdout = after.map_or(String::new(), |doc| line(&md5_hex(doc.as_bytes())));
+            env.run(args)
+                .env("AZURITE_BLOB_STORAGE_URL", proxy.url())
+                .env("ETAGSTORE_TIMEOUT", "3")
+                .stdout(stdout)
+                .check();
+            assert_eq!(proxy.broken(), 1, "{args:?} landed: {landed}");
+            match after {
+                Some(doc) => assert_eq!(get(&env, "job"), doc, "{args:?}"),
+                None => {
+                    env.run(["get", "job"]).status(4).error_line().check();
+                }
+            }
+        }
+    }
+}
