@@ -13,10 +13,11 @@ Exit codes:
      named on stderr; the rest were printed)
   2  usage error: bad flags, invalid key, a malformed --etag, a jq filter
      that does not compile, a --if predicate that does not yield one
-     boolean, edit KEY with no terminal for the editor
+     boolean, a --json-patch that is not a JSON Patch, edit KEY with no
+     terminal for the editor
   3  precondition failed: the ETag did not match (re-read, re-apply, retry);
-     also: a --if predicate was false; edit ran out of retries; import
-     skipped keys that exist
+     also: a --if predicate was false; a patch test op failed; edit or
+     patch ran out of retries; import skipped keys that exist
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
