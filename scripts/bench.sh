@@ -324,6 +324,7 @@ write_cmds=(
     -n floor_nofsync "$floor --no-fsync $work/floor/doc.json $value"
     -n floor "$floor $work/floor/doc.json $value"
     -n set "$bin --store $store set w $value --etag $small_etag"
+    -n set_if "$bin --store $store set w $value --if $(q '. != null')"
     -n set_unsafe "$bin --store $store set-unsafe w $value"
     -n sqlite3 "sqlite3 $db $update"
 )
@@ -337,6 +338,9 @@ fi
 
 # One edit against jq's start-up plus a non-durable rename.
 es set-unsafe e '{"n": 0}' >/dev/null
+# patch --merge against the same change by edit --jq: each run starts from
+# {"n": 0} (the --prepare, not timed), so both really write every time.
+patch_reset="$bin --store $store set-unsafe p $(q '{"n": 0}')"
 printf '{"n": 0}\n' >"$work/jq.json"
 
 # Stores of 1, 1,000 and 100,000 keys.
@@ -369,10 +373,14 @@ for round in $(seq "$rounds"); do
         -n edit_jq "$bin --store $store edit e --jq '.n += 1'" \
         -n jq_mv "sh -c \"jq '.n += 1' $work/jq.json > $work/jq.tmp && mv $work/jq.tmp $work/jq.json\"" \
         -n jq "jq '.n += 1' $work/jq.json"
+    hf "patch.$round" "${hf_small[@]}" --prepare "$patch_reset" \
+        -n edit_jq "$bin --store $store edit p --jq $(q '.m = 1')" \
+        -n patch_merge "$bin --store $store patch p --merge $(q '{"m": 1}')"
     hf "keys.$round" "${hf_small[@]}" "${scale_cmds[@]}"
 done
 
 [ "$(es etag w)" = "$small_etag" ] || die "set --etag did not keep the document"
+[ "$(es get p)" = "$(printf '{\n  "n": 0,\n  "m": 1\n}')" ] || die "patch --merge did not write"
 [ "$(sqlite3 "$db" "SELECT writes FROM kv")" -gt 0 ] || die "the sqlite3 UPDATE never matched"
 for n in "${store_sizes[@]}"; do
     got=$("$bin" --store "$work/keys-$n" list | wc -l)

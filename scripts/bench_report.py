@@ -245,6 +245,7 @@ LATENCY = [
     ("write", "floor_nofsync", "floor without fsync: temp + rename", "write", "floor"),
     ("write", "floor", "durable-write floor: temp + fsync + rename + dir fsync", None, None),
     ("write", "set", "`etagstore set w VALUE --etag E`", "write", "floor"),
+    ("write", "set_if", "`etagstore set w VALUE --if '. != null'`", "write", "set"),
     ("write", "set_unsafe", "`etagstore set-unsafe w VALUE`", "write", "floor"),
     ("write", "sqlite3", "`sqlite3 DB \"UPDATE kv SET … WHERE k=? AND etag=?\"`", "write",
      "floor"),
@@ -253,6 +254,8 @@ LATENCY = [
     ("edit", "jq", "`jq '.n += 1' f` alone", None, None),
     ("edit", "jq_mv", "`sh -c \"jq '.n += 1' f > t && mv t f\"` (no fsync)", None, None),
     ("edit", "edit_jq", "`etagstore edit e --jq '.n += 1'`", "edit", "jq_mv"),
+    ("patch", "edit_jq", "`etagstore edit p --jq '.m = 1'`", None, None),
+    ("patch", "patch_merge", "`etagstore patch p --merge '{\"m\": 1}'`", "patch", "edit_jq"),
 ]
 
 
@@ -464,6 +467,9 @@ def ratio_rows(r):
         add(label + " / durable floor", median(r, "write", cmd), median(r, "write", "floor"),
             target)
     add("edit --jq / jq+mv", median(r, "edit", "edit_jq"), median(r, "edit", "jq_mv"), 0.25)
+    add("set --if / set --etag", median(r, "write", "set_if"), median(r, "write", "set"))
+    add("patch --merge / edit --jq", median(r, "patch", "patch_merge"),
+        median(r, "patch", "edit_jq"))
     keys = r["groups"].get("keys", {})
     big = max((int(k[4:]) for k in keys if k.startswith("get_")), default=1)
     if big > 1:

@@ -15,9 +15,12 @@ Exit codes:
      also: export or list -l left out documents it could not read (each is
      named on stderr; the rest were printed)
   2  usage error: bad flags, invalid key, a malformed --etag, a jq filter
-     that does not compile, edit KEY with no terminal for the editor
+     that does not compile, a --if predicate that does not yield one
+     boolean, a --json-patch that is not a JSON Patch, edit KEY with no
+     terminal for the editor
   3  precondition failed: the ETag did not match (re-read, re-apply, retry);
-     also: edit ran out of retries; import skipped keys that exist
+     also: a --if predicate was false; a patch test op failed; edit or
+     patch ran out of retries; import skipped keys that exist
   4  key not found
   5  lock timeout: another writer held the key past --lock-timeout (retry)
   6  invalid document: not JSON, not UTF-8, nested too deep
@@ -47,7 +50,7 @@ Examples:
   etagstore list -l
 
 --lock-timeout SECONDS (default 10) is an option of the commands that take a
-key's lock: set, set-unsafe, edit, delete, import.";
+key's lock: set, set-unsafe, edit, patch, delete, import.";
 
 /// The store when neither --store nor ETAGSTORE_DIR names one.
 pub const DEFAULT_STORE: &str = "_filestore";
@@ -117,6 +120,7 @@ impl Cli {
             Command::Set(args) => args.input.lock.lock_timeout,
             Command::SetUnsafe(args) => args.lock.lock_timeout,
             Command::Edit(args) => args.lock.lock_timeout,
+            Command::Patch(args) => args.lock.lock_timeout,
             Command::Delete(args) => args.lock.lock_timeout,
             Command::Import(args) => args.lock.lock_timeout,
             Command::Get(args) => args.no_lock.lock_timeout,
@@ -176,6 +180,9 @@ pub enum Command {
     /// Read, change and write back a document, retrying on conflict; prints the new ETag
     #[command(after_help = EDIT_AFTER_HELP)]
     Edit(EditArgs),
+    /// Apply a JSON Merge Patch or JSON Patch, retrying on conflict; prints the new ETag
+    #[command(after_help = PATCH_AFTER_HELP)]
+    Patch(PatchArgs),
     /// Delete a document if its ETag is still E
     #[command(after_help = DELETE_AFTER_HELP)]
     Delete(DeleteArgs),
@@ -274,16 +281,24 @@ Examples:
   echo '{\"retries\":3}' | etagstore set-unsafe config";
 
 const DELETE_AFTER_HELP: &str = "\
+--if FILTER deletes only if the jq predicate is true of the current document
+(null for a missing key: then there is nothing to delete, exit 0), checked
+atomically with the delete; with --etag too, both must hold.
+
 Exit codes:
   0  deleted (with --etag '', the key does not exist: nothing to do; with
      --or-missing, the key was already gone)
-  3  the ETag did not match: someone changed the document since you read it
+  2  a malformed --etag; a --if predicate that does not compile, fails, or
+     yields anything but one boolean (nothing deleted)
+  3  the ETag did not match: someone changed the document since you read it;
+     or the --if predicate was false (the message names it and the ETag)
   5  lock timeout
 
 Examples:
   etag=$(etagstore get old -o old.json)         # keep a copy, and its ETag
   etagstore delete old --etag \"$etag\"           # only the version you kept
-  etagstore delete old --etag '*'               # whatever version it is";
+  etagstore delete old --etag '*'               # whatever version it is
+  etagstore delete job-42 --if '.state == \"done\"'";
 
 const LIST_AFTER_HELP: &str = "\
 Exit codes:
@@ -394,19 +409,27 @@ const SET_AFTER_HELP: &str = "\
   ''      the key must not exist (create only)
   '*'     the key must exist, any version
 
+--if FILTER: write only if the jq predicate is true of the current document
+(null for a missing key), checked atomically with the write: if the key
+changes in between, it is read and checked again (at most --retries times).
+--if takes the place of --etag, or goes with it: then both must hold. The
+document is read whole first.
+
 Exit codes:
   0  written; the new ETag is printed (with --or-same, also when the
      document already is exactly these bytes: nothing is written)
-  2  a malformed --etag (quotes, W/, too few digits)
+  2  a malformed --etag (quotes, W/, too few digits); a --if predicate that
+     does not compile, fails, or yields anything but one boolean
   3  the ETag did not match: re-read (get -o), re-apply, retry; for a
-     missing key, create it with --etag ''
+     missing key, create it with --etag ''; or the --if predicate was false
   5  lock timeout   6  invalid document
 
 Examples:
   etagstore set config '{\"retries\":3}' --etag ''
   etag=$(etagstore get config -o doc.json)   # the document and its ETag, in one read
   jq '.retries += 1' doc.json | etagstore set config --etag \"$etag\"
-  etagstore set config -f new.json --etag \"$etag\" --or-same  # safe to repeat after exit 8";
+  etagstore set config -f new.json --etag \"$etag\" --or-same  # safe to repeat after exit 8
+  etagstore set lock '{\"owner\":\"me\"}' --if '.owner == null'   # claim it";
 
 const EDIT_AFTER_HELP: &str = "\
 Three ways to change the document:
@@ -424,6 +447,8 @@ differently, the editor opens again on a file listing the conflicts, and
 what you save is written once its \"conflicts\" member is gone. Saved with
 it, your text is kept in a file whose path is printed, with the command
 that applies it. An edit that changes nothing writes nothing.
+With --if FILTER the document is changed only while the jq predicate is true
+of it (null for a missing key), checked again on every retry (false: exit 3).
 
 CMD runs in its own process group. If etagstore gets SIGINT, SIGTERM or
 SIGHUP while CMD runs, it passes the signal on, kills what is left 2 s
@@ -436,7 +461,7 @@ Exit codes:
   2  usage, or no terminal for the editor (use -- CMD or --jq)
   3  conflict: the editor's conflicts were left unresolved (your text is
      kept; the error says where); CMD and --jq ran out of --retries; with
-     --merge, the new document changed a path their output changed too
+     --merge, the new document changed a path their output changed too; or the --if predicate was false
   4  key not found (--default JSON creates it)
   6  the new document is not JSON
 
@@ -486,12 +511,68 @@ pub struct EditArgs {
     )]
     pub timeout: Option<Duration>,
 
+    /// Change the document only while this jq predicate is true of it (null
+    /// for a missing key); checked again on every retry; false: exit 3
+    #[arg(long = "if", value_name = "FILTER")]
+    pub condition: Option<String>,
+
     #[command(flatten)]
     pub lock: LockArg,
 
     /// A command that reads the document on stdin and writes the new one to stdout
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+const PATCH_AFTER_HELP: &str = "\
+The patch is the flag's value, '-' or nothing for standard input, or -f FILE:
+  --merge       a JSON Merge Patch (RFC 7396): members set, null removes
+  --json-patch  a JSON Patch (RFC 6902): an array of add, remove, replace,
+                move, copy and test operations, applied all or nothing
+
+It is applied to the document read and written back conditional on its
+ETag; on a conflict, re-read and applied again (at most --retries more
+times). The result is written as jq prints it, keys in their order; a patch
+that changes nothing writes nothing.
+
+Exit codes:
+  0  written, or nothing to change; the ETag is printed
+  2  --json-patch is not a JSON Patch (an unknown op, a pointer without '/')
+  3  a test operation failed, or a path is not in the document; or the
+     retries ran out
+  4  key not found (create it first with set --etag '')
+  6  the patch is not JSON; or the document holds a number that a 64-bit
+     integer or a double cannot hold exactly (use edit --jq)
+
+Examples:
+  etagstore patch config --merge '{\"retries\":5,\"debug\":null}'
+  etagstore patch config --json-patch '[{\"op\":\"test\",\"path\":\"/v\",\"value\":1},{\"op\":\"replace\",\"path\":\"/v\",\"value\":2}]'
+  etagstore patch config --merge -f change.json";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["merge", "json_patch"])))]
+pub struct PatchArgs {
+    /// The document's key
+    pub key: String,
+
+    /// Apply this JSON Merge Patch (RFC 7396); '-' or no value: standard input
+    #[arg(long, value_name = "JSON", num_args = 0..=1, default_missing_value = "-")]
+    pub merge: Option<String>,
+
+    /// Apply this JSON Patch (RFC 6902); '-' or no value: standard input
+    #[arg(long, value_name = "JSON", num_args = 0..=1, default_missing_value = "-")]
+    pub json_patch: Option<String>,
+
+    /// Read the patch from FILE
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// How many times to re-read and re-apply after a conflict before exit 3
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub retries: u32,
+
+    #[command(flatten)]
+    pub lock: LockArg,
 }
 
 #[derive(Debug, Args)]
@@ -549,12 +630,34 @@ pub struct SetArgs {
     pub input: InputArgs,
 
     /// Write only if the current ETag is E ('' = must not exist, '*' = must exist)
-    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
-    pub etag: String,
+    #[arg(
+        long,
+        value_name = "E",
+        required_unless_present = "condition",
+        allow_hyphen_values = true
+    )]
+    pub etag: Option<String>,
 
     /// Also exit 0 if the document already is exactly these bytes: to repeat a write whose outcome is unknown
     #[arg(long)]
     pub or_same: bool,
+
+    #[command(flatten)]
+    pub condition: ConditionArgs,
+}
+
+/// `--if` on `set` and `delete`.
+#[derive(Debug, Args)]
+pub struct ConditionArgs {
+    /// Only if this jq predicate is true of the current document (null for a
+    /// missing key), checked atomically with the write; false: exit 3
+    #[arg(long = "if", id = "condition", value_name = "FILTER")]
+    pub predicate: Option<String>,
+
+    /// With --if: how many times to read again when the key changes between
+    /// the check and the write, before exit 3
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "condition")]
+    pub retries: u32,
 }
 
 #[derive(Debug, Args)]
@@ -563,8 +666,16 @@ pub struct DeleteArgs {
     pub key: String,
 
     /// Delete only if the current ETag is E ('' = must not exist, '*' = must exist)
-    #[arg(long, value_name = "E", required = true, allow_hyphen_values = true)]
-    pub etag: String,
+    #[arg(
+        long,
+        value_name = "E",
+        required_unless_present = "condition",
+        allow_hyphen_values = true
+    )]
+    pub etag: Option<String>,
+
+    #[command(flatten)]
+    pub condition: ConditionArgs,
 
     /// Also exit 0 if the key does not exist: to repeat a delete whose outcome is unknown
     #[arg(long)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
+use super::cas::{self, precondition, Condition, Current, Step};
 use crate::backoff::Backoff;
 use crate::cli::EditArgs;
 use crate::commands::get::not_found_or;
@@ -24,22 +25,11 @@ use crate::key::Key;
 use crate::merge;
 use crate::store::{Precondition, Store};
 
-/// The first pause after a conflict, and the longest.
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(2);
-const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
-
 /// How the new document is made from the current one.
 enum Change {
     Editor,
     Command(Vec<String>),
     Filter(jq::Filter),
-}
-
-/// The document as read: its bytes and ETag ("" when it does not exist).
-struct Current {
-    bytes: Vec<u8>,
-    etag: String,
-    exists: bool,
 }
 
 pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()> {
@@ -54,101 +44,71 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
     } else {
         Change::Editor
     };
+    let condition = args.condition.as_deref().map(Condition::new).transpose()?;
 
     if let Change::Editor = change {
         // Before anything is read: with no terminal, nothing happens at all.
         let terminal = open_terminal()?;
         let current = read(store, &key, args.default.as_deref(), None)?;
+        if let Some(condition) = &condition {
+            condition.check(&key, &current)?;
+        }
         let etag = edit_in_editor(store, &key, &current, &terminal, args.retries)?;
         writeln!(out, "{etag}")?;
         return Ok(());
     }
 
     let timeout = args.timeout;
-    let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
-    let mut retries_left = args.retries;
     // jq holds the parsed document in memory: read no more than it takes.
-    let limit = match change {
-        Change::Filter(_) => Some(jq::MAX_INPUT),
+    let limit = match (&change, &condition) {
+        (Change::Filter(_), _) | (_, Some(_)) => Some(jq::MAX_INPUT),
         _ => None,
     };
-    // Writes whose answer was lost while the key still had the ETag they
-    // were conditioned on: one may yet land (a late PUT), so every later
-    // read checks for them, and an increment is never applied twice.
-    let mut in_doubt = InDoubt::default();
-    // --merge: after a conflict, the output that lost and the document it
-    // was made from, to merge into the new document instead of running again.
-    let mut to_merge: Option<(Current, Vec<u8>)> = None;
+    let how = cas::Retries {
+        command: "edit",
+        retries: args.retries,
+        default: args.default.as_deref(),
+        limit,
+    };
+    // --merge: the output of the last try and the document it was made
+    // from, merged into the newer document instead of running again.
+    let mut last_try: Option<(Current, Vec<u8>)> = None;
     let mut merged_in = Vec::new();
-    loop {
-        let current = read(store, &key, args.default.as_deref(), limit)?;
-        if let Some(landed) = in_doubt.settle(&key, &current)? {
-            writeln!(out, "{landed}")?;
-            return Ok(());
-        }
-        let new = match (to_merge.take(), &change) {
-            (Some((base, output)), _) => {
-                merge_output(&key, &base, &output, &current, &mut merged_in)?
+    let etag = cas::retry(
+        store,
+        &key,
+        &how,
+        || missing(store, &key),
+        |current| {
+            if let Some(condition) = &condition {
+                condition.check(&key, current)?;
             }
-            (None, change) => match change {
-                Change::Filter(filter) => {
+            let new = match (last_try.take(), &change) {
+                (Some((base, output)), _) if args.merge => {
+                    merge_output(&key, &base, &output, current, &mut merged_in)?
+                }
+                (_, Change::Filter(filter)) => {
                     let new = filter.apply(&current.bytes)?;
                     if current.exists && same_value(&current.bytes, &new) {
-                        writeln!(out, "{}", current.etag)?;
-                        return Ok(());
+                        return Ok(Step::Done(current.etag.clone()));
                     }
                     new
                 }
-                Change::Command(command) => run_command(command, &current.bytes, timeout)?,
-                Change::Editor => unreachable!("handled above"),
-            },
-        };
-        if current.exists && new == current.bytes {
-            note_merged(&merged_in);
-            writeln!(out, "{}", current.etag)?;
-            return Ok(());
-        }
-        match store.put(&key, &mut new.as_slice(), &precondition(&current)) {
-            Ok(etag) => {
-                note_merged(&merged_in);
-                writeln!(out, "{etag}")?;
-                return Ok(());
+                (_, Change::Command(command)) => run_command(command, &current.bytes, timeout)?,
+                (_, Change::Editor) => unreachable!("handled above"),
+            };
+            if current.exists && new == current.bytes {
+                return Ok(Step::Done(current.etag.clone()));
             }
-            Err(e) if is_conflict(&e) && retries_left > 0 => {
-                retries_left -= 1;
-                if args.merge {
-                    to_merge = Some((current, new));
-                }
-                thread::sleep(backoff.next_pause());
+            if args.merge {
+                last_try = Some((current.clone(), new.clone()));
             }
-            Err(e) if is_conflict(&e) => {
-                return Err(e.context(format!("edit gave up after {} retries", args.retries)))
-            }
-            // The answer was lost: look whether the write landed.
-            Err(e) => match outcome_unknown(&e) {
-                None => return Err(e),
-                Some(tried) => match landed(store, &key, &current, &tried) {
-                    Landed::Yes => {
-                        writeln!(out, "{tried}")?;
-                        return Ok(());
-                    }
-                    Landed::No if retries_left > 0 => {
-                        in_doubt.add(&current, tried);
-                        retries_left -= 1;
-                        thread::sleep(backoff.next_pause());
-                    }
-                    Landed::No => {
-                        return Err(anyhow!(
-                            "{e:#}; the key still has the ETag edit read, so nothing was \
-                             written; edit gave up after {} retries",
-                            args.retries
-                        ))
-                    }
-                    Landed::Unknown => return Err(e),
-                },
-            },
-        }
-    }
+            Ok(Step::Write(new))
+        },
+    )?;
+    note_merged(&merged_in);
+    writeln!(out, "{etag}")?;
+    Ok(())
 }
 
 /// `edit --merge`: merges `output`, made from `base`, into `current`;
@@ -202,145 +162,17 @@ fn read(
     default: Option<&str>,
     limit: Option<u64>,
 ) -> Result<Current> {
-    match store.read(key)? {
-        Some(reader) => {
-            let mut bytes = Vec::new();
-            match limit {
-                Some(limit) => {
-                    reader.take(limit + 1).read_to_end(&mut bytes)?;
-                    if bytes.len() as u64 > limit {
-                        return Err(anyhow::Error::new(jq::too_big())
-                            .context(format!("cannot edit key {:?}", key.as_str())));
-                    }
-                }
-                None => {
-                    let mut reader = reader;
-                    reader.read_to_end(&mut bytes)?;
-                }
-            }
-            let etag = document::etag_of(&bytes);
-            Ok(Current {
-                bytes,
-                etag,
-                exists: true,
-            })
-        }
-        None => match default {
-            Some(default) => Ok(Current {
-                bytes: default.as_bytes().to_vec(),
-                etag: String::new(),
-                exists: false,
-            }),
-            None => Err(not_found_or(key, store, || {
-                format!(
-                    "to create it, edit from a default: {}",
-                    suggest(["edit", key.as_str(), "--default", "JSON"])
-                )
-            })),
-        },
-    }
+    cas::read(store, key, default, limit, || missing(store, key))
 }
 
-/// Write only over what was read; a missing key is created, once.
-fn precondition(current: &Current) -> Precondition {
-    if current.exists {
-        Precondition::Matches(current.etag.clone())
-    } else {
-        Precondition::Missing
-    }
-}
-
-/// The ETag an unknown write would have produced, if `error` is one.
-fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
-    match error.downcast_ref::<Error>() {
-        Some(Error::OutcomeUnknown { etag, .. }) => Some(etag.clone()),
-        _ => None,
-    }
-}
-
-enum Landed {
-    Yes,
-    No,
-    Unknown,
-}
-
-/// The ETags of writes whose outcome is unknown, and the ETag of the
-/// document they were all conditioned on.
-#[derive(Default)]
-struct InDoubt {
-    base: Option<String>,
-    tried: Vec<String>,
-}
-
-impl InDoubt {
-    fn add(&mut self, base: &Current, tried: String) {
-        self.base = Some(if base.exists {
-            base.etag.clone()
-        } else {
-            String::new()
-        });
-        self.tried.push(tried);
-    }
-
-    /// After a fresh read: `Some(etag)` if one of the doubtful writes has
-    /// landed (the edit is done), `None` if none has and the key is still
-    /// the base (go on), and exit 8 if the key has become something else:
-    /// a doubtful write may have landed and been overwritten since, so
-    /// applying the change again could apply it twice.
-    fn settle(&self, key: &Key, current: &Current) -> Result<Option<String>> {
-        let Some(base) = &self.base else {
-            return Ok(None);
-        };
-        let now = if current.exists {
-            current.etag.as_str()
-        } else {
-            ""
-        };
-        if let Some(tried) = self.tried.iter().find(|tried| tried.as_str() == now) {
-            return Ok(Some(tried.clone()));
-        }
-        if now == base {
-            return Ok(None);
-        }
-        Err(Error::OutcomeUnknown {
-            key: key.as_str().to_string(),
-            etag: self.tried.last().cloned().unwrap_or_default(),
-            detail: "an earlier write's answer was lost, and the key has changed since \
-                     (it may have landed and been overwritten); edit did not apply the \
-                     change again"
-                .to_string(),
-        }
-        .into())
-    }
-}
-
-/// After a write of the document with ETag `tried` over `base` whose
-/// outcome is unknown: the key now has `tried` (it landed), still has
-/// `base` (it did not: try again), or something else, or cannot be read.
-/// An increment is thus never applied twice.
-fn landed(store: &dyn Store, key: &Key, base: &Current, tried: &str) -> Landed {
-    let now = store.read(key).and_then(|reader| {
-        reader
-            .map(|mut reader| {
-                let mut bytes = Vec::new();
-                reader.read_to_end(&mut bytes)?;
-                Ok::<_, anyhow::Error>(document::etag_of(&bytes))
-            })
-            .transpose()
-    });
-    match now {
-        Ok(Some(etag)) if etag == tried => Landed::Yes,
-        Ok(Some(etag)) if base.exists && etag == base.etag => Landed::No,
-        Ok(None) if !base.exists => Landed::No,
-        _ => Landed::Unknown,
-    }
-}
-
-fn is_conflict(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<Error>(),
-        Some(Error::PreconditionFailed { .. })
-    )
+/// Exit 4 for a missing key without `--default`, with the fix.
+fn missing(store: &dyn Store, key: &Key) -> anyhow::Error {
+    not_found_or(key, store, || {
+        format!(
+            "to create it, edit from a default: {}",
+            suggest(["edit", key.as_str(), "--default", "JSON"])
+        )
+    })
 }
 
 /// Whether a filter's output is the input as jq would print it (so `.` or
@@ -643,7 +475,7 @@ fn edit_in_editor(
             Ok(etag)
         }
         // Someone wrote meanwhile: merge rather than make the person redo it.
-        Err(e) if is_conflict(&e) => {
+        Err(e) if cas::is_conflict(&e) => {
             let mut merging = Merging {
                 store,
                 key,
@@ -692,7 +524,7 @@ impl Merging<'_> {
         // What the person started from, a --default included.
         let mut base = Some(base);
         let mut mine = mine;
-        let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
+        let mut backoff = Backoff::new(cas::FIRST_RETRY_PAUSE, cas::MAX_RETRY_PAUSE);
         let mut retries_left = retries;
         // The ETag an apply command names if the key cannot be read.
         let mut last_etag = start.etag.clone();
@@ -749,7 +581,7 @@ impl Merging<'_> {
                     self.note();
                     return Ok(etag);
                 }
-                Err(e) if is_conflict(&e) && retries_left > 0 => {
+                Err(e) if cas::is_conflict(&e) && retries_left > 0 => {
                     retries_left -= 1;
                     base = theirs_value;
                     mine = resolved;
@@ -760,7 +592,7 @@ impl Merging<'_> {
                         Some(Error::PreconditionFailed { found, .. }) => found.clone(),
                         _ => theirs_etag.to_string(),
                     };
-                    let e = if is_conflict(&e) {
+                    let e = if cas::is_conflict(&e) {
                         Error::Conflict(format!(
                             "edit gave up merging after {retries} retries: {e:#}"
                         ))

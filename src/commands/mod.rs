@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` picks the store and dispatches.
 
+mod cas;
 mod completions;
 mod delete;
 mod edit;
@@ -8,6 +9,7 @@ mod export;
 mod get;
 mod import;
 mod list;
+mod patch;
 mod repeat;
 mod set;
 mod set_unsafe;
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Set(args) => set::run(args, store.as_ref(), &mut out)?,
         Command::SetUnsafe(args) => set_unsafe::run(args, store.as_ref(), &mut out)?,
         Command::Edit(args) => edit::run(args, store.as_ref(), &mut out)?,
+        Command::Patch(args) => patch::run(args, store.as_ref(), &mut out)?,
         Command::Delete(args) => delete::run(args, store.as_ref())?,
         Command::List(args) => list::run(args, store.as_ref(), &mut out)?,
         Command::Watch(args) => watch::run(args, store.as_ref(), &mut out)?,

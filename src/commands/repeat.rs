@@ -63,6 +63,25 @@ pub fn delete(
     }
 }
 
+/// `set --if --or-same` after `error`: a success with the ETag if the key
+/// already holds exactly `bytes`, else `error` again.
+pub fn already(error: anyhow::Error, bytes: &[u8]) -> Result<String> {
+    let etag = document::hex(&Md5::digest(bytes));
+    match found(&error) {
+        Some(found) if found == etag => Ok(etag),
+        _ => Err(error),
+    }
+}
+
+/// `delete --if --or-missing` after `error`: a success if the key does
+/// not exist, else `error` again.
+pub fn gone(error: anyhow::Error) -> Result<()> {
+    match found(&error) {
+        Some("") => Ok(()),
+        _ => Err(error),
+    }
+}
+
 /// The ETag a failed precondition or condition found ("" for no key).
 fn found(error: &anyhow::Error) -> Option<&str> {
     match error::typed(error)? {

@@ -476,12 +476,13 @@ fn help(env: &TestStore, sub: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "get",
     "etag",
     "set",
     "set-unsafe",
     "edit",
+    "patch",
     "delete",
     "list",
     "watch",
@@ -494,7 +495,7 @@ const SUBCOMMANDS: [&str; 12] = [
 #[test]
 fn lock_timeout_is_shown_only_on_the_commands_that_take_the_lock() {
     let env = TestStore::new();
-    let locking = ["set", "set-unsafe", "edit", "delete", "import"];
+    let locking = ["set", "set-unsafe", "edit", "patch", "delete", "import"];
     for sub in SUBCOMMANDS {
         assert_eq!(
             help(&env, sub).contains("--lock-timeout"),

@@ -6,6 +6,8 @@ mod azure;
 // Azurite for the tests: a fresh container per test, a private instance to stop.
 mod azurite;
 mod common;
+// Conditions on content (--if) and patch, on every backend: the claim-a-job race.
+mod conditions;
 // The command-line contract: outputs, exit codes, one `error:` line.
 mod contract;
 // SIGKILL mid-write: the old or new document whole, no lock held, orphaned temps cleaned.
