@@ -14,6 +14,7 @@ every_backend!(
     or_same_reads_the_input_from_every_source,
     or_same_writes_as_usual_when_the_precondition_holds,
     or_missing_succeeds_only_when_the_key_is_gone,
+    or_same_and_or_missing_also_cover_a_false_if,
 );
 
 const V: &str = "{\"v\": 1}";
@@ -221,4 +222,55 @@ fn a_write_whose_answer_was_lost_is_repeated_safely_on_azure() {
             .stderr("");
         assert_eq!(read(&env, "k"), None);
     }
+}
+
+/// A repeated `set --if` finds the predicate false because its own write
+/// landed: `--or-same` makes that exit 0 when the bytes are the input's;
+/// `delete --if --or-missing` on a gone key likewise.
+fn or_same_and_or_missing_also_cover_a_false_if(env: &TestStore) {
+    let claimed = "{\"owner\":\"me\"}";
+    env.put("k", claimed);
+    let claim = ["set", "k", claimed, "--if", ".owner == null"];
+    refused(env, &claim, Some(claimed));
+    env.cmd()
+        .args(claim)
+        .arg("--or-same")
+        .assert()
+        .success()
+        .stdout(line(&md5_hex(claimed.as_bytes())))
+        .stderr("");
+    // Another owner's bytes are not ours: still a conflict.
+    refused(
+        env,
+        &[
+            "set",
+            "k",
+            "{\"owner\":\"you\"}",
+            "--if",
+            ".owner == null",
+            "--or-same",
+        ],
+        Some(claimed),
+    );
+
+    let finish = ["delete", "gone", "--if", ".state == \"done\""];
+    env.cmd()
+        .args(finish)
+        .assert()
+        .code(3)
+        .stderr(one_error_line());
+    env.cmd()
+        .args(finish)
+        .arg("--or-missing")
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    // A key that exists and fails the predicate is not "already deleted".
+    env.cmd()
+        .args(["delete", "k", "--if", ".owner == null", "--or-missing"])
+        .assert()
+        .code(3)
+        .stderr(one_error_line());
+    assert_eq!(read(env, "k").as_deref(), Some(claimed));
 }
