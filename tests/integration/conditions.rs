@@ -9,32 +9,6 @@ use predicates::prelude::*;
 
 use crate::common::{line, md5_hex, one_error_line, race, Pause, TestStore};
 
-/// `mod NAME { dir, azurite, s3 }`: the scenario `NAME` on each backend.
-macro_rules! every_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn dir() {
-                super::$name(&crate::common::TestStore::new());
-            }
-
-            #[test]
-            fn azurite() {
-                if let Some(env) = crate::common::TestStore::azurite() {
-                    super::$name(&env);
-                }
-            }
-
-            #[test]
-            fn s3() {
-                if let Some(env) = crate::common::TestStore::s3() {
-                    super::$name(&env);
-                }
-            }
-        }
-    )*};
-}
-
 every_backend!(
     of_eight_processes_claiming_a_job_exactly_one_wins,
     delete_if_removes_only_a_finished_job,

@@ -8,16 +8,10 @@ use std::path::PathBuf;
 use crate::common::{md5_hex, one_error_line, TestStore};
 use crate::first_contact::with_terminal;
 
-/// Runs `scenario` on a directory store, then on Azurite and S3 when they run.
-fn on_every_backend(scenario: fn(&TestStore)) {
-    scenario(&TestStore::new());
-    if let Some(env) = TestStore::azurite() {
-        scenario(&env);
-    }
-    if let Some(env) = TestStore::s3() {
-        scenario(&env);
-    }
-}
+every_backend!(
+    an_editor_change_and_a_concurrent_change_at_another_path_are_both_written,
+    a_command_with_merge_runs_once_and_its_output_is_merged,
+);
 
 /// `etagstore --store …` with a terminal of its own, as the editor needs,
 /// and a temporary directory of its own, to see the copy go.
@@ -92,28 +86,25 @@ fn kept_path(stderr: &str) -> PathBuf {
     PathBuf::from(&stderr[start..end])
 }
 
-#[test]
-fn an_editor_change_and_a_concurrent_change_at_another_path_are_both_written() {
-    on_every_backend(|env| {
-        env.put("k", "{\n  \"a\": 1,\n  \"b\": 1\n}\n");
-        let editor = editor(
-            env,
-            r#"{"a": 1, "b": 2}"#,
-            "{\n  \"a\": 2,\n  \"b\": 1\n}\n",
-            "",
-        );
-        let merged = "{\n  \"a\": 2,\n  \"b\": 2\n}\n";
-        at_terminal(env)
-            .args(["edit", "k"])
-            .env("EDITOR", &editor)
-            .assert()
-            .success()
-            .stdout(format!("{}\n", md5_hex(merged.as_bytes())))
-            .stderr("note: merged concurrent changes at .b\n");
-        assert_eq!(stored(env, "k"), merged, "{}", env.store().display());
-        assert_eq!(runs(env), "1", "a clean merge opens no second editor");
-        assert_eq!(copies_left(env), Vec::<PathBuf>::new());
-    });
+fn an_editor_change_and_a_concurrent_change_at_another_path_are_both_written(env: &TestStore) {
+    env.put("k", "{\n  \"a\": 1,\n  \"b\": 1\n}\n");
+    let editor = editor(
+        env,
+        r#"{"a": 1, "b": 2}"#,
+        "{\n  \"a\": 2,\n  \"b\": 1\n}\n",
+        "",
+    );
+    let merged = "{\n  \"a\": 2,\n  \"b\": 2\n}\n";
+    at_terminal(env)
+        .args(["edit", "k"])
+        .env("EDITOR", &editor)
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(merged.as_bytes())))
+        .stderr("note: merged concurrent changes at .b\n");
+    assert_eq!(stored(env, "k"), merged, "{}", env.store().display());
+    assert_eq!(runs(env), "1", "a clean merge opens no second editor");
+    assert_eq!(copies_left(env), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -262,33 +253,30 @@ fn a_conflict_file_still_holding_its_conflicts_writes_nothing_and_keeps_the_edit
     fs::remove_file(kept).unwrap();
 }
 
-#[test]
-fn a_command_with_merge_runs_once_and_its_output_is_merged() {
-    on_every_backend(|env| {
-        env.put("k", r#"{"n": 1, "owner": null}"#);
-        // CMD is the one that meets the other writer: it runs once.
-        let cmd = script(
-            env,
-            "cmd.sh",
-            &format!(
-                "n=$(cat runs 2>/dev/null || echo 0); echo $((n + 1)) > runs\n\
-                 '{bin}' --store '{store}' --lock-timeout 5 set-unsafe k '{{\"n\": 1, \"owner\": \"x\"}}' >/dev/null\n\
-                 sed 's/\"n\": 1/\"n\": 2/'",
-                bin = TestStore::bin().display(),
-                store = env.store().display(),
-            ),
-        );
-        let merged = r#"{"n":2,"owner":"x"}"#;
-        env.cmd()
-            .args(["edit", "k", "--merge", "--"])
-            .arg(&cmd)
-            .assert()
-            .success()
-            .stdout(format!("{}\n", md5_hex(merged.as_bytes())))
-            .stderr("note: merged concurrent changes at .owner\n");
-        assert_eq!(stored(env, "k"), merged, "{}", env.store().display());
-        assert_eq!(runs(env), "1");
-    });
+fn a_command_with_merge_runs_once_and_its_output_is_merged(env: &TestStore) {
+    env.put("k", r#"{"n": 1, "owner": null}"#);
+    // CMD is the one that meets the other writer: it runs once.
+    let cmd = script(
+        env,
+        "cmd.sh",
+        &format!(
+            "n=$(cat runs 2>/dev/null || echo 0); echo $((n + 1)) > runs\n\
+             '{bin}' --store '{store}' --lock-timeout 5 set-unsafe k '{{\"n\": 1, \"owner\": \"x\"}}' >/dev/null\n\
+             sed 's/\"n\": 1/\"n\": 2/'",
+            bin = TestStore::bin().display(),
+            store = env.store().display(),
+        ),
+    );
+    let merged = r#"{"n":2,"owner":"x"}"#;
+    env.cmd()
+        .args(["edit", "k", "--merge", "--"])
+        .arg(&cmd)
+        .assert()
+        .success()
+        .stdout(format!("{}\n", md5_hex(merged.as_bytes())))
+        .stderr("note: merged concurrent changes at .owner\n");
+    assert_eq!(stored(env, "k"), merged, "{}", env.store().display());
+    assert_eq!(runs(env), "1");
 }
 
 #[test]
