@@ -598,17 +598,22 @@ impl<'a> Run<'a> {
 /// once and each waiting on its standard input, then gives each its
 /// document and returns their outputs in the same order: writers racing
 /// for one key.
+///
+/// Their stdout and stderr go to files, not pipes: on a loaded machine
+/// `wait_with_output`'s pipe reading once failed with EAGAIN, a fault of
+/// the harness that no writer caused.
 pub fn race(env: &TestStore, args: &[&str], docs: &[String]) -> Vec<std::process::Output> {
     use std::io::Write;
     use std::process::Stdio;
-    let mut children: Vec<std::process::Child> = docs
-        .iter()
-        .map(|_| {
+    let outputs = tempfile::tempdir_in(env.root()).unwrap();
+    let file = |i: usize, name: &str| outputs.path().join(format!("{i}.{name}"));
+    let mut children: Vec<std::process::Child> = (0..docs.len())
+        .map(|i| {
             env.process()
                 .args(args)
                 .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                .stdout(fs::File::create(file(i, "out")).unwrap())
+                .stderr(fs::File::create(file(i, "err")).unwrap())
                 .spawn()
                 .unwrap()
         })
@@ -624,8 +629,13 @@ pub fn race(env: &TestStore, args: &[&str], docs: &[String]) -> Vec<std::process
     }
     drop(stdins);
     children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
+        .iter_mut()
+        .enumerate()
+        .map(|(i, child)| std::process::Output {
+            status: child.wait().unwrap(),
+            stdout: fs::read(file(i, "out")).unwrap(),
+            stderr: fs::read(file(i, "err")).unwrap(),
+        })
         .collect()
 }
 
