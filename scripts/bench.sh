@@ -265,9 +265,9 @@ fi
     echo "size_etagstore=$(stat -c %s "$bin")"
     # A static binary has no program interpreter (no dynamic loader).
     if readelf -l "$bin" 2>/dev/null | grep -q INTERP; then
-        echo "linking=dynamic ($bin)"
+        echo "linking=dynamic (${bin#"$root"/})"
     else
-        echo "linking=static ($bin)"
+        echo "linking=static (${bin#"$root"/})"
     fi
     echo "size_hello=$(stat -c %s "$hello")"
     cp "$bin" "$work/stripped" && strip "$work/stripped" 2>/dev/null &&
