@@ -189,8 +189,9 @@ fi
 say "building the release binary and the floors"
 # The shipped binary, built as scripts/build-release.sh builds it (static on
 # Linux with glibc); the floors beside it are built the same way.
-bin=$root/$("$root/scripts/build-release.sh" --quiet --bin etagstore --examples) ||
+bin=$("$root/scripts/build-release.sh" --quiet --bin etagstore --examples) ||
     die "cargo build"
+case $bin in /*) ;; *) bin=$root/$bin ;; esac
 release=$(dirname "$bin")
 hello=$release/examples/hello
 floor=$release/examples/durable_write

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+out=${CARGO_TARGET_DIR:-target}
 host=$(rustc -vV | sed -n 's/^host: //p')
 [ -n "$host" ] || { echo "build-release: rustc -vV names no host" >&2; exit 1; }
 case $host in
@@ -20,10 +21,10 @@ case $host in
         # scripts and proc-macros, which cannot be static.
         RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
             cargo build --release --locked --target "$host" "$@" >&2
-        echo "target/$host/release/etagstore"
+        echo "$out/$host/release/etagstore"
         ;;
     *)
         cargo build --release --locked "$@" >&2
-        echo "target/release/etagstore"
+        echo "$out/release/etagstore"
         ;;
 esac
