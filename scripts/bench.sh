@@ -187,10 +187,12 @@ if [ -n "$seed" ]; then
 fi
 
 say "building the release binary and the floors"
-(cd "$root" && cargo build --release --locked --quiet --bin etagstore --examples) ||
+# The shipped binary, built as scripts/build-release.sh builds it (static on
+# Linux with glibc); the floors beside it are built the same way.
+bin=$("$root/scripts/build-release.sh" --quiet --bin etagstore --examples) ||
     die "cargo build"
-release=$root/target/x86_64-unknown-linux-gnu/release
-bin=$release/etagstore
+case $bin in /*) ;; *) bin=$root/$bin ;; esac
+release=$(dirname "$bin")
 hello=$release/examples/hello
 floor=$release/examples/durable_write
 for exe in "$bin" "$hello" "$floor"; do
@@ -262,6 +264,12 @@ fi
     echo "jq=$(jq --version)"
     echo "python=$(python3 --version 2>&1)"
     echo "size_etagstore=$(stat -c %s "$bin")"
+    # A static binary has no program interpreter (no dynamic loader).
+    if readelf -l "$bin" 2>/dev/null | grep -q INTERP; then
+        echo "linking=dynamic (${bin#"$root"/})"
+    else
+        echo "linking=static (${bin#"$root"/})"
+    fi
     echo "size_hello=$(stat -c %s "$hello")"
     cp "$bin" "$work/stripped" && strip "$work/stripped" 2>/dev/null &&
         echo "size_etagstore_stripped=$(stat -c %s "$work/stripped")"

@@ -543,7 +543,8 @@ def section(r, chart_dir):
                         ("load_start", "load average at start"),
                         ("load_end", "load average at end"), ("rustc", "rustc"),
                         ("hyperfine", "hyperfine"), ("sqlite3", "sqlite3"), ("jq", "jq"),
-                        ("python", "Python (the seed)")):
+                        ("python", "Python (the seed)"),
+                        ("linking", "etagstore binary (scripts/build-release.sh)")):
         if m.get(name):
             out.append("| %s | %s |" % (label, re.sub(r"\s+", " ", m[name])))
     out += ["", "### Targets", "",

@@ -13,7 +13,7 @@
 set -euo pipefail
 [ $# -eq 3 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 store=$1 writers=$2 edits=$3
-bin=${ETAGSTORE_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/x86_64-unknown-linux-gnu/debug/etagstore}
+bin=${ETAGSTORE_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/debug/etagstore}
 key=contention-$$
 "$bin" --store "$store" set "$key" '{"n": 0}' --etag '' >/dev/null
 start=$(date +%s.%N)

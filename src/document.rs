@@ -284,6 +284,11 @@ impl Spool {
 /// name created 0600 with `O_EXCL|O_NOFOLLOW` and unlinked at once.
 /// `unnamed` false skips `O_TMPFILE` (for tests of the fallback).
 pub fn private_temp_file(dir: &std::path::Path, unnamed: bool) -> io::Result<File> {
+    // O_TMPFILE is Linux's alone: elsewhere (macOS, the BSDs) the named
+    // fallback below is the only way.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = unnamed;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     if unnamed {
         match OpenOptions::new()
             .read(true)

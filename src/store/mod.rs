@@ -298,4 +298,40 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("\"k\"") && message.contains("abc") && message.contains("def"));
     }
+
+    /// What a build without a backend says for that backend's URL (these
+    /// run in CI's `cargo test --no-default-features --lib`).
+    #[cfg(not(all(feature = "azure", feature = "s3")))]
+    fn refused(url: &str) -> anyhow::Error {
+        match open(Path::new(url), Duration::from_secs(1)) {
+            Ok(_) => panic!("{url} opened in a build without its backend"),
+            Err(error) => error,
+        }
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn an_s3_url_in_a_build_without_s3_is_a_usage_error() {
+        for url in ["s3://b", "s3://b/prefix"] {
+            let error = refused(url);
+            assert_eq!(crate::error::exit_code(&error), 2, "{url}");
+            assert!(
+                error.to_string().contains("built without S3 support"),
+                "{url}: {error}"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "azure"))]
+    #[test]
+    fn an_azure_url_in_a_build_without_azure_is_a_usage_error() {
+        for url in ["az://c", "https://acct.blob.core.windows.net/c"] {
+            let error = refused(url);
+            assert_eq!(crate::error::exit_code(&error), 2, "{url}");
+            assert!(
+                error.to_string().contains("built without Azure support"),
+                "{url}: {error}"
+            );
+        }
+    }
 }
