@@ -490,3 +490,31 @@ fn errors_are_worded_as_jq_words_them() {
         assert_eq!(stored, doc);
     }
 }
+
+#[test]
+fn recursion_deeper_than_the_stack_is_exit_2_and_writes_nothing() {
+    // A filter of more than 256 tokens runs on its own thread: pad one.
+    let padded = |filter: &str| format!("{filter}{}", " | .".repeat(300));
+    let deep = "reduce range(1000000) as $i (null; [.])";
+    for filter in [
+        "def f: if . > 0 then . - 1 | f | . + 1 else . end; 1000000 | f".to_string(),
+        "def f: [f]; f".to_string(),
+        // freeing, printing or comparing a value nested a million deep recurses as deep
+        format!("{deep} | 0"),
+        format!("{deep} | tojson | length"),
+        format!("[{deep}, {deep}] | .[0] == .[1]"),
+        padded("def f: [f]; f"),
+        padded(&format!("{deep} | 0")),
+    ] {
+        let (out, stored) = edit(&filter, r#"{"n":1}"#);
+        let stderr = stderr_of(&out);
+        let shown = &filter[..filter.len().min(60)];
+        assert_eq!(out.status.code(), Some(2), "{shown}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("too deep"),
+            "{shown}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{shown}: {stderr}");
+        assert_eq!(stored, r#"{"n":1}"#);
+    }
+}
