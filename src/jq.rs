@@ -10,6 +10,7 @@ use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
 
 mod funs;
+mod stack;
 mod val;
 pub use val::JqVal;
 
@@ -265,6 +266,7 @@ fn location(code: &str) -> Result<Val> {
 
 impl Compiled {
     fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Compiled> {
+        let _running = stack::running();
         // jq's $ENV, built only for the filters that use it.
         if code.contains("$ENV") {
             let env: jaq_json::Map = std::env::vars()
@@ -341,6 +343,8 @@ impl Compiled {
     /// `halt` (and `halt_error` with exit code 0) leave the document as it
     /// is; a `halt` with another code is a failure (exit 1) that names it.
     fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+        // First in, so last out: it covers freeing the values too.
+        let _running = stack::running();
         check_input(input).context("the document edit --jq would read")?;
         let doc = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
