@@ -236,6 +236,41 @@ const ROWS: &[Row] = &[
     row("$ENV | type", "null", Out(r#""object""#), Same),
     row("[.[] | debug]", "[1]", Out("[1]"), Same),
     row("stderr", "1", Out("1"), Same),
+    // Caught errors are jq 1.8's text, or the edit fails: never jaq's text written.
+    row("try .a catch .", "5", Out(r#""Cannot index number with string (\"a\")""#), Same),
+    row("try .[0] catch .", "{}", Out(r#""Cannot index object with number (0)""#), Same),
+    row("try .[null] catch .", "{}", Out(r#""Cannot index object with null (null)""#), Same),
+    row("try (.a = 1) catch .", "[]", Out(r#""Cannot index array with string (\"a\")""#), Same),
+    row("try .[] catch .", r#""abc""#, Out(r#""Cannot iterate over string (\"abc\")""#), Same),
+    row("try (-.) catch .", r#""foo""#, Out(r#""string (\"foo\") cannot be negated""#), Same),
+    row("[range(26;30)] | map(. as $n | \"a\" * $n | try (. - 1) catch .)", "null", Out(r#"["string (\"aaaaaaaaaaaaaaaaaaaaaaaaaa\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaaaaa\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaa...\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaa...\") and number (1) cannot be subtracted"]"#), Same),
+    row("try (-.) catch .", r#"{"a":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#, Out(r#""object ({\"a\":\"aaaaaaaaaaaaaaaaaaa...}) cannot be negated""#), Same),
+    row("try (1|utf8bytelength) catch .", "null", Out(r#""number (1) only strings have UTF-8 byte length""#), Same),
+    row("try delpaths(0) catch .", "{}", Out(r#""Paths must be specified as an array""#), Same),
+    row("try flatten(-1) catch .", "[0,[1]]", Out(r#""flatten depth must not be negative""#), Same),
+    row(r#"try join(",") catch ."#, r#"["1","2",[3,4,5]]"#, Out(r#""string (\"1,2,\") and array ([3,4,5]) cannot be added""#), Same),
+    row("try skip(-1; error) catch .", "null", Out(r#""skip doesn't support negative count""#), Same),
+    row("try limit(-1; error) catch .", "null", Out(r#""limit doesn't support negative count""#), Same),
+    row("[nth(5,7; range(9;0;-1)), try nth(-1; range(3)) catch .]", "null", Out(r#"[4,2,"nth doesn't support negative indices"]"#), Same),
+    row(r#"try (. * 1000000000) catch ."#, r#""abc""#, Out(r#""Repeat string result too long""#), Same),
+    // Caught errors that etagstore cannot word as jq does: an error, nothing written.
+    row("try path(.a | map(select(.b == 0))) catch .", r#"{"a":[{"b":0}]}"#, Out(r#""Invalid path expression with result [{\"b\":0}]""#), Differs("jaq words path-expression errors its own way")),
+    row("try (def x: reverse; x=10) catch .", "[0,1,2]", Out(r#""Invalid path expression with result [2,1,0]""#), Differs("jaq words path-expression errors its own way")),
+    row(r#"try fromjson catch ."#, r#""{'a': 123}""#, Out(r#""Invalid string literal; expected \", but got ' at line 1, column 5 (while parsing '{'a': 123}')""#), Differs("jaq's JSON parser words its errors its own way")),
+    row(r#"try ("a"|test("(")) catch ."#, "null", Out(r#""Regex failure: end pattern with unmatched parenthesis""#), Differs("jaq's regex engine words its errors its own way")),
+    row(r#"try (1 | ascii_downcase) catch "failed: \(.)""#, "null", Out(r#""failed: explode input must be a string""#), Differs("the message is jaq's")),
+    // Deletion of several paths, negative and slice paths among them.
+    row("del(.[1], .[-6], .[2], .[-3:9])", "[0,1,2,3,4,5,6,7,8,9]", Out("[0,3,5,6,9]"), Same),
+    row(".foo[1,4,2,3] |= empty", r#"{"foo":[0,1,2,3,4,5]}"#, Out(r#"{"foo":[0,5]}"#), Same),
+    row("delpaths([[-200]])", "[1,2,3]", Out("[1,2,3]"), Same),
+    row("del(.[nan])", "[1,2,3]", Out("[1,2,3]"), Same),
+    // Numbers: literals kept as decNumber keeps them, arithmetic in doubles.
+    row("have_decnum", "null", Out("true"), Same),
+    row(". - 10", "13911860366432393", Out("13911860366432382"), Same),
+    row("[.[0] | tostring, (13911860366432393 == 13911860366432392)]", "[13911860366432393]", Out(r#"["13911860366432393",false]"#), Same),
+    row("map(tojson)", "[1e2, 1.0, 100e-2, 1E+3, 0.00001, 1e-7, 1.5e300, 0.0, 12e-1, 0.000001234, 5E-10, -1.50]", Out(r#"["1E+2","1.0","1.00","1E+3","0.00001","1E-7","1.5E+300","0.0","1.2","0.000001234","5E-10","-1.50"]"#), Same),
+    row("[range(3)] | [.[1:nan], .[nan:1]]", "null", Out("[[1,2],[0]]"), Same),
+    row("from_entries", r#"[{"key":"a","value":1},{"Key":"b","Value":2},{"name":"c","value":3},{"Name":"d","Value":4}]"#, Out(r#"{"a":1,"b":2,"c":3,"d":4}"#), Same),
 ];
 
 /// `text` without the whitespace outside strings: jq's layout, compared.
