@@ -35,6 +35,21 @@ pub fn to_json(v: &Val) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `v` holds one of jaq's error messages (a byte string; see
+/// `val::maybe_jaq_worded`).
+pub fn has_jaq_worded(v: &Val) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Val::BStr(_) => return true,
+            Val::Arr(a) => stack.extend(a.iter()),
+            Val::Obj(o) => stack.extend(o.iter().flat_map(|(k, v)| [k, v])),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn length(v: &Val) -> ValR {
     Ok(JqVal(match v {
         Val::Null => Val::from(0usize),
@@ -241,14 +256,24 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
                 }
             };
             bome(jaq_json::read::parse_single(&text).map(JqVal).map_err(|e| {
-                msg(format!(
-                    "{e} (while parsing '{}')",
+                // jaq's parser words the error: marked as jaq's
+                Error::new(JqVal(super::val::maybe_jaq_worded(format!(
+                    "byte offset {e} (while parsing '{}')",
                     String::from_utf8_lossy(&text)
-                ))
+                ))))
             }))
         }),
         ("tojson", v(0), |cv| {
-            bome(Ok(JqVal::from(to_json(&cv.1 .0))))
+            let text = to_json(&cv.1 .0);
+            // a value holding one of jaq's messages stays marked
+            bome(Ok(JqVal(if has_jaq_worded(&cv.1 .0) {
+                Val::byte_str(text.into_bytes())
+            } else {
+                Val::from(text)
+            })))
+        }),
+        ("_dump_native", v(0), |cv| {
+            bome(Ok(JqVal(Val::from(super::val::dump(&cv.1 .0)))))
         }),
         ("tonumber_native", v(0), |cv| bome(tonumber(&cv.1 .0))),
         ("regex_groups_native", v(0), |cv| match &cv.1 .0 {

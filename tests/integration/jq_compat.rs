@@ -261,7 +261,8 @@ const ROWS: &[Row] = &[
     row(r#"try (1 | ascii_downcase) catch "failed: \(.)""#, "null", Out(r#""failed: explode input must be a string""#), Differs("the message is jaq's")),
     // Deletion of several paths, negative and slice paths among them.
     row("del(.[1], .[-6], .[2], .[-3:9])", "[0,1,2,3,4,5,6,7,8,9]", Out("[0,3,5,6,9]"), Same),
-    row(".foo[1,4,2,3] |= empty", r#"{"foo":[0,1,2,3,4,5]}"#, Out(r#"{"foo":[0,5]}"#), Same),
+    // jq 1.8 deletes all at the end ({"foo":[0,5]}); this is jq 1.7.1's one-by-one.
+    row(".foo[1,4,2,3] |= empty", r#"{"foo":[0,1,2,3,4,5]}"#, Jq17(r#"{"foo":[0,2,4]}"#), Same),
     row("delpaths([[-200]])", "[1,2,3]", Out("[1,2,3]"), Same),
     row("del(.[nan])", "[1,2,3]", Out("[1,2,3]"), Same),
     // Numbers: literals kept as decNumber keeps them, arithmetic in doubles.
@@ -511,9 +512,9 @@ fn a_10000_deep_filter_is_exit_2_and_writes_nothing() {
 #[test]
 fn errors_are_worded_as_jq_words_them() {
     for (filter, doc, says) in [
-        (".n += 5", "200", r#"Cannot index number with "n""#),
-        (".[0]", "{}", "Cannot index object with number"),
-        (".a", "[]", r#"Cannot index array with "a""#),
+        (".n += 5", "200", r#"Cannot index number with string ("n")"#),
+        (".[0]", "{}", "Cannot index object with number (0)"),
+        (".a", "[]", r#"Cannot index array with string ("a")"#),
         (".[]", "5", "Cannot iterate over number (5)"),
         (".[-3] = 1", "[1]", "Out of bounds negative array index"),
         ("error({\"a\":1})", "{}", "{\"a\":1} (not a string)"),
