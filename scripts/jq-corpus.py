@@ -175,7 +175,7 @@ def main():
             base = [args.bin, "--store", store]
             try:
                 run = subprocess.run(
-                    base + ["edit", key, "--default", case["input"], "--jq", case["filter"]],
+                    base + ["edit", key, "--default=" + case["input"], "--jq=" + case["filter"]],
                     capture_output=True, env=env, timeout=20,
                 )
             except subprocess.TimeoutExpired:

@@ -32,6 +32,7 @@ def _abspath($p):
   end;
 def delpaths($paths):
   if ($paths | type) != "array" then error("Paths must be specified as an array")
+  elif any($paths[]; length > 10000) then error("Path too deep")
   else . as $top
     | reduce ($paths | map(. as $p | $top | _abspath($p)) | unique | reverse[]) as $p (.; _delpath($p))
   end;
@@ -117,8 +118,15 @@ def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0]
 def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
 def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
 def scan(re; flags): scan_(re; "g" + flags);
-def match(re): match(re; "");
-def capture(re): capture(re; "");
+# jq also takes [regex, flags] as the one argument.
+def _re_args(f):
+  (type) as $t
+  | if $t == "string" then [., null]
+    elif $t == "array" and length > 1 then [.[0], .[1]]
+    elif $t == "array" and length > 0 then [.[0], null]
+    else error("\($t) not a string or array") end;
+def match($val): ($val | _re_args(.)) as [$re, $flags] | match($re; $flags // "");
+def capture($val): ($val | _re_args(.)) as [$re, $flags] | capture($re; $flags // "");
 def scan(re): scan(re; "");
 
 def splits($re; flags): split($re; flags) | .[];
@@ -186,3 +194,14 @@ def strflocaltime($f): if ($f | type) != "string" then error("strflocaltime/1 re
 def mktime: if type == "array" then _tm("mktime") | _jaq_mktime else error("mktime requires array of 6 numbers") end;
 def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
 def todate: todateiso8601;
+
+# Paths longer than jq's limit.
+def _jaq_getpath($p): getpath($p);
+def _jaq_setpath($p; $x): setpath($p; $x);
+def getpath($p): if ($p | length) > 10000 then error("Path too deep") else _jaq_getpath($p) end;
+def setpath($p; $x): if ($p | length) > 10000 then error("Path too deep") else _jaq_setpath($p; $x) end;
+# jq's helper behind indices on strings, callable as in jq.
+def _strindices($i):
+  if type != "string" then error("\(type) (\(_dump_native)) cannot be searched, as it is not a string")
+  elif ($i | type) != "string" then error("\($i | type) (\($i | _dump_native)) is not a string")
+  else indices($i) end;

@@ -55,6 +55,10 @@ fn length(v: &Val) -> ValR {
         Val::Null => Val::from(0usize),
         Val::Bool(_) => return Err(msg(format!("boolean ({v}) has no length"))),
         Val::Num(Num::Int(i)) => Val::from(i.unsigned_abs()),
+        // a literal keeps its digits, as jq's decNumber does
+        Val::Num(Num::Dec(s)) => Val::Num(Num::Dec(jaq_json::Rc::new(
+            s.strip_prefix('-').unwrap_or(s).to_string(),
+        ))),
         Val::Num(_) => Val::from(v.as_f64().unwrap_or_default().abs()),
         Val::TStr(s) | Val::BStr(s) => Val::from(String::from_utf8_lossy(s).chars().count()),
         Val::Arr(a) => Val::from(a.len()),
@@ -255,10 +259,14 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
                     ))))
                 }
             };
+            // jq reads NaN, as it prints it nowhere but takes it in
+            if matches!(text.trim_ascii(), b"nan" | b"NaN" | b"-nan" | b"-NaN") {
+                return bome(Ok(JqVal::from(f64::NAN)));
+            }
             bome(jaq_json::read::parse_single(&text).map(JqVal).map_err(|e| {
                 // jaq's parser words the error: marked as jaq's
                 Error::new(JqVal(super::val::maybe_jaq_worded(format!(
-                    "byte offset {e} (while parsing '{}')",
+                    "{e} (while parsing '{}')",
                     String::from_utf8_lossy(&text)
                 ))))
             }))

@@ -52,7 +52,29 @@ impl Drop for Running {
     }
 }
 
+/// How far the main thread's stack may grow while a filter runs. Linux
+/// grows it on demand up to RLIMIT_STACK (8 MiB by default) and keeps at
+/// least 128 MiB below it free of other mappings, so raising the soft limit
+/// gives jq's depths (10,000 nested arrays) room at no cost until used.
+const MAIN_STACK: libc::rlim_t = 112 << 20;
+
 fn install() -> [(libc::c_int, libc::sigaction); 2] {
+    let on_main_thread = unsafe { libc::getpid() == libc::gettid() };
+    if on_main_thread {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_STACK, &mut limit) == 0
+                && limit.rlim_cur != libc::RLIM_INFINITY
+                && limit.rlim_cur < MAIN_STACK
+            {
+                limit.rlim_cur = MAIN_STACK.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_STACK, &limit);
+            }
+        }
+    }
     [libc::SIGSEGV, libc::SIGBUS].map(|signal| unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_fault

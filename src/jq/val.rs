@@ -287,10 +287,11 @@ macro_rules! op {
         impl core::ops::$trait for JqVal {
             type Output = ValR;
             fn $fn(self, rhs: Self) -> ValR {
-                let (l, r) = (as_operand(self.0), as_operand(rhs.0));
-                if !combines($op, &l, &r) {
-                    return Err(cannot(&l, &r, $what));
+                if !combines($op, &self.0, &rhs.0) {
+                    // the values as written, not as doubles
+                    return Err(cannot(&self.0, &rhs.0, $what));
                 }
+                let (l, r) = (as_operand(self.0), as_operand(rhs.0));
                 if $op == '*' {
                     match (&l, &r) {
                         (Val::TStr(s), n @ Val::Num(_)) | (n @ Val::Num(_), Val::TStr(s)) => {
@@ -313,10 +314,10 @@ op!(Mul, mul, '*', "multiplied");
 impl core::ops::Div for JqVal {
     type Output = ValR;
     fn div(self, rhs: Self) -> ValR {
-        let (l, r) = (as_operand(self.0), as_operand(rhs.0));
-        if !combines('/', &l, &r) {
-            return Err(cannot(&l, &r, "divided"));
+        if !combines('/', &self.0, &rhs.0) {
+            return Err(cannot(&self.0, &rhs.0, "divided"));
         }
+        let (l, r) = (as_operand(self.0), as_operand(rhs.0));
         if matches!(l, Val::Num(_)) && r.as_f64() == Some(0.0) {
             return Err(cannot(&l, &r, "divided because the divisor is zero"));
         }
@@ -332,6 +333,9 @@ impl core::ops::Rem for JqVal {
         let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
             return Err(cannot(&l, &r, "divided"));
         };
+        if a.is_nan() || b.is_nan() {
+            return Ok(JqVal::from(f64::NAN));
+        }
         let (a, b) = (a.trunc() as i64, b.trunc() as i64);
         if b == 0 {
             return Err(cannot(

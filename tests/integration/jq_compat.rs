@@ -272,6 +272,14 @@ const ROWS: &[Row] = &[
     row("map(tojson)", "[1e2, 1.0, 100e-2, 1E+3, 0.00001, 1e-7, 1.5e300, 0.0, 12e-1, 0.000001234, 5E-10, -1.50]", Out(r#"["1E+2","1.0","1.00","1E+3","0.00001","1E-7","1.5E+300","0.0","1.2","0.000001234","5E-10","-1.50"]"#), Same),
     row("[range(3)] | [.[1:nan], .[nan:1]]", "null", Out("[[1,2],[0]]"), Same),
     row("from_entries", r#"[{"key":"a","value":1},{"Key":"b","Value":2},{"name":"c","value":3},{"Name":"d","Value":4}]"#, Out(r#"{"a":1,"b":2,"c":3,"d":4}"#), Same),
+    row("[nan % 1, 1 % nan | isnan]", "null", Out("[true,true]"), Same),
+    row("fromjson | isnan", r#""nan""#, Out("true"), Same),
+    row("[1E+1000,-1E+1000 | length | tojson]", "null", Out(r#"["1E+1000","1E+1000"]"#), Same),
+    row(r#"try (. + "x") catch ."#, "123456789012345678901234567890", Out(r#""number (12345678901234567890123456...) and string (\"x\") cannot be added""#), Same),
+    row(r#"[match(["foo", "ig"]) | .offset]"#, r#""foo bar FOO""#, Out("[0,8]"), Same),
+    row("try _strindices(123) catch .", r#""abc""#, Out(r#""number (123) is not a string""#), Same),
+    row("try getpath([range(10001) | 0]) catch .", "null", Out(r#""Path too deep""#), Same),
+    row("setpath([range(3000) | 0]; 0) | flatten", "null", Out("[0]"), Same),
 ];
 
 /// `text` without the whitespace outside strings: jq's layout, compared.
@@ -541,7 +549,25 @@ fn recursion_deeper_than_the_stack_is_exit_2_and_writes_nothing() {
         format!("[{}, {}] | .[0] == .[1]", deep(200_000), deep(200_000)),
         padded("def f: [f]; f"),
     ] {
-        let (out, stored) = edit(&filter, r#"{"n":1}"#);
+        // A hard stack limit of 16 MiB (the main thread may grow to 112 MiB
+        // otherwise), so that the deep values above overflow it quickly.
+        let env = TestStore::new();
+        env.put("k", r#"{"n":1}"#);
+        let mut cmd = env.process();
+        cmd.args(["edit", "k", "--jq", &filter]);
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 16 << 20,
+                    rlim_max: 16 << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_STACK, &limit);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let stored = String::from_utf8(env.file("k").unwrap()).unwrap();
         let stderr = stderr_of(&out);
         let shown = &filter[..filter.len().min(60)];
         assert_eq!(out.status.code(), Some(2), "{shown}: {stderr}");
