@@ -114,7 +114,7 @@ def _all_groups($re):
   | if (.[1:] | length) < $n
     then error("a capture group of \($re | tojson) took no part in the match; etagstore cannot report it as jq does (as null)")
     else . end;
-def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: .[1:] };
+def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: (.[1:] | map(.name = .name)) };
 def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
 def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
 def scan(re; flags): scan_(re; "g" + flags);

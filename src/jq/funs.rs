@@ -50,6 +50,22 @@ pub fn has_jaq_worded(v: &Val) -> bool {
     false
 }
 
+/// Whether `v` is nested deeper than `max` levels (no recursion).
+fn deeper_than(v: &Val, max: usize) -> bool {
+    let mut stack = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        match v {
+            Val::Arr(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
+            Val::Obj(o) => stack.extend(o.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn length(v: &Val) -> ValR {
     Ok(JqVal(match v {
         Val::Null => Val::from(0usize),
@@ -66,7 +82,18 @@ fn length(v: &Val) -> ValR {
     }))
 }
 
+/// jq's limit on nesting for `contains` and printing.
+const MAX_DEPTH: usize = 10_000;
+
 fn contains(a: &Val, b: &Val) -> Result<bool, Error> {
+    contains_below(a, b, 0)
+}
+
+fn contains_below(a: &Val, b: &Val, depth: usize) -> Result<bool, Error> {
+    if depth > MAX_DEPTH {
+        return Err(msg("Containment check too deep".into()));
+    }
+    let contains = |a, b| contains_below(a, b, depth + 1);
     Ok(match (a, b) {
         (Val::TStr(x), Val::TStr(y)) => {
             x.windows(y.len().max(1)).any(|w| w == &y[..]) || y.is_empty()
@@ -272,6 +299,14 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
             }))
         }),
         ("tojson", v(0), |cv| {
+            if deeper_than(&cv.1 .0, MAX_DEPTH) {
+                // jq prints "<skipped: too deep>" there; etagstore does not
+                return bome(Err(Error::new(JqVal(super::val::maybe_jaq_worded(
+                    format!(
+                    "cannot use a value nested deeper than {MAX_DEPTH} levels in tojson as jq does"
+                ),
+                )))));
+            }
             let text = to_json(&cv.1 .0);
             // a value holding one of jaq's messages stays marked
             bome(Ok(JqVal(if has_jaq_worded(&cv.1 .0) {

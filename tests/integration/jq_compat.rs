@@ -280,6 +280,9 @@ const ROWS: &[Row] = &[
     row("try _strindices(123) catch .", r#""abc""#, Out(r#""number (123) is not a string""#), Same),
     row("try getpath([range(10001) | 0]) catch .", "null", Out(r#""Path too deep""#), Same),
     row("setpath([range(3000) | 0]; 0) | flatten", "null", Out("[0]"), Same),
+    row(r#"[match(["(bar)"])]"#, r#""foo bar""#, Out(r#"[{"offset":4,"length":3,"string":"bar","captures":[{"offset":4,"length":3,"string":"bar","name":null}]}]"#), Same),
+    row("try (reduce range(10001) as $_ ([]; [.]) as $x | $x | contains($x)) catch .", "null", Out(r#""Containment check too deep""#), Same),
+    row(r#"reduce range(10001) as $_ ([];[.]) | tojson | contains("<skipped: too deep>")"#, "null", Out("true"), Differs("jq cuts what it prints at 10,000 levels; etagstore fails instead")),
 ];
 
 /// `text` without the whitespace outside strings: jq's layout, compared.
