@@ -205,3 +205,18 @@ def _strindices($i):
   if type != "string" then error("\(type) (\(_dump_native)) cannot be searched, as it is not a string")
   elif ($i | type) != "string" then error("\($i | type) (\($i | _dump_native)) is not a string")
   else indices($i) end;
+# jq's sub: the replacement's outputs are zipped over the matches (output i
+# of every match builds result i), not combined in every way.
+def sub($re; str; $flags): . as $in
+  | [matches($re; $flags)[] | {offset: .[0].offset, length: .[0].length, captures: .[1:]}] as $edits
+  | if $edits == [] then $in
+    else reduce $edits[] as $edit ({result: [], previous: 0};
+        $in[.previous: $edit.offset] as $gap
+        | [$edit.captures | map(select(.name != null) | {key: .name, value: .string}) | from_entries | str] as $inserts
+        | reduce range(0; $inserts | length) as $ix (.; .result[$ix] += $gap + $inserts[$ix])
+        | .previous = ($edit.offset + $edit.length))
+      | .result[] + $in[.previous:]
+    end;
+def sub($re; str): sub($re; str; "");
+def gsub($re; str; $flags): sub($re; str; $flags + "g");
+def gsub($re; str): sub($re; str; "g");

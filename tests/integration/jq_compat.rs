@@ -282,6 +282,8 @@ const ROWS: &[Row] = &[
     row("setpath([range(3000) | 0]; 0) | flatten", "null", Out("[0]"), Same),
     row(r#"[match(["(bar)"])]"#, r#""foo bar""#, Out(r#"[{"offset":4,"length":3,"string":"bar","captures":[{"offset":4,"length":3,"string":"bar","name":null}]}]"#), Same),
     row("try (reduce range(10001) as $_ ([]; [.]) as $x | $x | contains($x)) catch .", "null", Out(r#""Containment check too deep""#), Same),
+    row(r#"[gsub("(?<a>.)"; "\(.a|ascii_upcase)", "\(.a|ascii_downcase)", "c")]"#, r#""aB""#, Out(r#"["AB","ab","cc"]"#), Same),
+    row(r#"[sub("(?<x>.)"; "\(.x)!"), gsub("a";"b"), gsub("^"; "a"), gsub(""; "-"), sub("z"; "y")]"#, r#""xaa""#, Out(r#"["x!aa","xbb","axaa","-x-a-a-","xaa"]"#), Same),
     row(r#"reduce range(10001) as $_ ([];[.]) | tojson | contains("<skipped: too deep>")"#, "null", Out("true"), Differs("jq cuts what it prints at 10,000 levels; etagstore fails instead")),
 ];
 
