@@ -135,6 +135,8 @@ fn contains_below(a: &Val, b: &Val, depth: usize) -> Result<bool, Error> {
 
 fn has(v: &Val, k: &Val) -> ValR {
     match (v, k) {
+        // jq 1.8: null has nothing (jq 1.7.1 failed)
+        (Val::Null, _) => Ok(JqVal::from(false)),
         (Val::Obj(o), Val::TStr(_)) => Ok(JqVal::from(o.contains_key(k))),
         (Val::Arr(a), Val::Num(_)) => {
             let i = k.as_f64().unwrap_or(-1.0);

@@ -105,6 +105,7 @@ const ROWS: &[Row] = &[
     row(".[1.7]", "[1,2,3]", Out("2"), Same),
     row(".[1.2:2.5]", "[0,1,2,3]", Out("[1,2]"), Same),
     row(r#"has(0)"#, r#"{"a":1}"#, Error, Same),
+    row(r#"[has("a"), has(0)]"#, "null", Out("[false,false]"), Same),
     row(".[-5]", "[1]", Out("null"), Same),
     // Strings and dates.
     row(r#"join(",")"#, r#"[null,"a",1,true]"#, Out(r#"",a,1,true""#), Same),
