@@ -10,6 +10,7 @@ use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
 
 mod funs;
+mod stack;
 mod val;
 pub use val::JqVal;
 
@@ -265,6 +266,7 @@ fn location(code: &str) -> Result<Val> {
 
 impl Compiled {
     fn new(code: &str, mut vars: Vec<(String, Val)>) -> Result<Compiled> {
+        let _running = stack::running();
         // jq's $ENV, built only for the filters that use it.
         if code.contains("$ENV") {
             let env: jaq_json::Map = std::env::vars()
@@ -341,6 +343,8 @@ impl Compiled {
     /// `halt` (and `halt_error` with exit code 0) leave the document as it
     /// is; a `halt` with another code is a failure (exit 1) that names it.
     fn apply(&self, input: &[u8]) -> Result<Vec<u8>> {
+        // First in, so last out: it covers freeing the values too.
+        let _running = stack::running();
         check_input(input).context("the document edit --jq would read")?;
         let doc = jaq_json::read::parse_single(input)
             .map_err(|e| anyhow!("cannot parse the stored document as JSON: {e}"))?;
@@ -366,6 +370,12 @@ impl Compiled {
                 .into())
             }
         }
+        if funs::has_jaq_worded(&first) {
+            return Err(anyhow!(
+                "the filter's result holds an error message that etagstore cannot word as jq \
+                 does (try ... catch passed it on); nothing written"
+            ));
+        }
         if too_deep(&first) {
             // Dropping a value nested this deep would recurse as deep.
             std::mem::forget(first);
@@ -389,7 +399,9 @@ fn stopped(exn: jaq_core::Exn<'_, JqVal>) -> Result<()> {
         Ok(error) => {
             let value = error.into_val().0;
             return Err(match value {
-                Val::TStr(ref s) => anyhow!("the filter failed: {}", String::from_utf8_lossy(s)),
+                Val::TStr(ref s) | Val::BStr(ref s) => {
+                    anyhow!("the filter failed: {}", String::from_utf8_lossy(s))
+                }
                 other => anyhow!(
                     "the filter failed: {} (not a string)",
                     funs::to_json(&other)
@@ -446,6 +458,10 @@ pub(crate) fn jq_numbers(value: Val, as_text: bool) -> Val {
     use jaq_json::Num;
     let recurse = |v| jq_numbers(v, as_text);
     match value {
+        Val::Num(Num::Dec(s)) if as_text => match canonical(&s) {
+            Some(text) => Val::Num(Num::Dec(jaq_json::Rc::new(text))),
+            None => Val::Num(Num::Dec(s)),
+        },
         Val::Num(Num::Float(f)) if as_text && f.is_nan() => Val::Null,
         Val::Num(Num::Float(f)) if as_text && f.is_infinite() => {
             let sign = if f < 0.0 { "-" } else { "" };
@@ -472,9 +488,55 @@ pub(crate) fn jq_numbers(value: Val, as_text: bool) -> Val {
     }
 }
 
+/// A number literal as decNumber writes it (jq 1.8's `tojson`/`tostring`):
+/// `1e2` is `1E+2`, `100e-2` is `1.00`, `0.00001` stays, `1e-7` is `1E-7`.
+/// `None` if `s` is not a plain decimal literal.
+fn canonical(s: &str) -> Option<String> {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", s),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let all = format!("{int}{frac}");
+    let digits = all.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let exp = exp.checked_sub(frac.len() as i64)?;
+    let adjusted = exp + digits.len() as i64 - 1;
+    let body = if exp <= 0 && adjusted >= -6 {
+        let point = digits.len() as i64 + exp;
+        if exp == 0 {
+            digits.to_string()
+        } else if point > 0 {
+            let point = point as usize;
+            format!("{}.{}", &digits[..point], &digits[point..])
+        } else {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        }
+    } else {
+        let (first, more) = digits.split_at(1);
+        let more = if more.is_empty() {
+            String::new()
+        } else {
+            format!(".{more}")
+        };
+        let sign = if adjusted < 0 { '-' } else { '+' };
+        format!("{first}{more}E{sign}{}", adjusted.abs())
+    };
+    Some(format!("{sign}{body}"))
+}
+
 fn has_float(value: &Val) -> bool {
     match value {
-        Val::Num(jaq_json::Num::Float(_)) => true,
+        Val::Num(jaq_json::Num::Float(_) | jaq_json::Num::Dec(_)) => true,
         Val::Arr(a) => a.iter().any(has_float),
         Val::Obj(o) => o.values().any(has_float),
         _ => false,

@@ -15,7 +15,27 @@ def _delpath($p):
   elif ($p | length) == 1 then .[$p[0]] |= empty
   else $p[0] as $k | if .[$k] == null then . else .[$k] |= _delpath($p[1:]) end
   end;
-def delpaths($paths): reduce ($paths | unique | reverse[]) as $p (.; _delpath($p));
+# jq deletes all paths relative to the value as it was: a negative index or
+# a slice is made absolute first, so deleting one element does not move
+# what another path names.
+def _abspath($p):
+  if $p == [] then []
+  else $p[0] as $k
+    | (if type == "array" and ($k | type) == "number" and $k < 0 then $k + length
+       elif type == "array" and ($k | type) == "object" then
+         length as $n
+         | {start: ($k.start // 0 | if . < 0 then . + $n else . end | if . < 0 then 0 else floor end),
+            end: ($k.end // $n | if . < 0 then . + $n else . end | if . > $n then $n else ceil end)}
+       else $k end) as $a
+    | [$a] + (if ($a | type) == "number" and $a < 0 then $p[1:]
+              else (.[$a]? // null | _abspath($p[1:])) end)
+  end;
+def delpaths($paths):
+  if ($paths | type) != "array" then error("Paths must be specified as an array")
+  elif any($paths[]; length > 10000) then error("Path too deep")
+  else . as $top
+    | reduce ($paths | map(. as $p | $top | _abspath($p)) | unique | reverse[]) as $p (.; _delpath($p))
+  end;
 def del(f): delpaths([path(f)]);
 
 # Paths and streams (jq 1.7.1's definitions).
@@ -46,7 +66,7 @@ def JOIN($idx; stream; idx_expr; join_expr): stream | [., $idx[idx_expr]] | join
 def from_entries: reduce .[] as $x ({};
     . + { ($x | if .key == null then .k // .name // .Name // .K // .Key else .key end
              | if type == "string" then . else tojson end):
-          ($x | if has("value") then .value else .v end) });
+          ($x | if has("value") then .value elif has("v") then .v else .Value end) });
 def with_entries(f): to_entries | map(f) | from_entries;
 
 # jq's walk is bottom-up: children first, then f on the rebuilt parent.
@@ -80,9 +100,11 @@ def significand:
 
 # Strings.
 def tonumber: tonumber_native;
+# jq 1.8: numbers and booleans are written out; arrays and objects are an
+# error (string + array).
 def join($x): reduce .[] as $i (null;
     (if . == null then "" else . + $x end)
-    + ($i | if . == null then "" elif type == "string" then . else tojson end)
+    + ($i | if . == null then "" elif type == "boolean" or type == "number" then tojson else . end)
   ) // "";
 # Regular expressions: jaq leaves out a group that took no part in a match
 # where jq reports it (string null, offset -1); that is an error here rather
@@ -92,16 +114,21 @@ def _all_groups($re):
   | if (.[1:] | length) < $n
     then error("a capture group of \($re | tojson) took no part in the match; etagstore cannot report it as jq does (as null)")
     else . end;
-def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: .[1:] };
+def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: (.[1:] | map(.name = .name)) };
 def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
 def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
 def scan(re; flags): scan_(re; "g" + flags);
-def match(re): match(re; "");
-def capture(re): capture(re; "");
+# jq also takes [regex, flags] as the one argument.
+def _re_args(f):
+  (type) as $t
+  | if $t == "string" then [., null]
+    elif $t == "array" and length > 1 then [.[0], .[1]]
+    elif $t == "array" and length > 0 then [.[0], null]
+    else error("\($t) not a string or array") end;
+def match($val): ($val | _re_args(.)) as [$re, $flags] | match($re; $flags // "");
+def capture($val): ($val | _re_args(.)) as [$re, $flags] | capture($re; $flags // "");
 def scan(re): scan(re; "");
 
-def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
-def todate: todateiso8601;
 def splits($re; flags): split($re; flags) | .[];
 def @csv:
   if type != "array" then error("\(type) (\(tojson)) cannot be csv-formatted, only an array can be")
@@ -129,6 +156,67 @@ def format($f):
   elif $f == "sh" then @sh elif $f == "base64" then @base64 elif $f == "base64d" then @base64d
   else error("\($f) is not a valid format") end;
 def trimstr($x): ltrimstr($x) | rtrimstr($x);
-# Literals are kept as written; arithmetic is in doubles, not decimal.
+# Literals are kept as decNumber keeps them (and compared exactly), arithmetic
+# is in doubles: what jq 1.8 built with decNumber does.
 def have_literal_numbers: true;
-def have_decnum: false;
+def have_decnum: true;
+
+# Counts and depths: jq's errors for negative ones (jaq's limit and skip are
+# natives: the names below reach them, being defined before the wrappers).
+def _jaq_limit($n; f): limit($n; f);
+def _jaq_skip($n; f): skip($n; f);
+def limit($n; f): if $n < 0 then error("limit doesn't support negative count") else _jaq_limit($n; f) end;
+def skip($n; f): if $n < 0 then error("skip doesn't support negative count") else _jaq_skip($n; f) end;
+def nth($n; f): if $n < 0 then error("nth doesn't support negative indices") else first(_jaq_skip($n; f)) end;
+def _flatten($x): reduce .[] as $i ([]; if ($i | type) == "array" and $x != 0 then . + ($i | _flatten($x - 1)) else . + [$i] end);
+def flatten($x): if $x < 0 then error("flatten depth must not be negative") else _flatten($x) end;
+def flatten: _flatten(-1);
+def _jaq_utf8bytelength: utf8bytelength;
+def utf8bytelength: if type == "string" then _jaq_utf8bytelength else error("\(type) (\(_dump_native)) only strings have UTF-8 byte length") end;
+def _jaq_implode: implode;
+def implode:
+  if type != "array" then error("implode input must be an array")
+  else map(if type != "number" then error("\(type) (\(_dump_native)) can't be imploded, unicode codepoint needs to be numeric")
+           elif isnan then error("number (null) can't be imploded, unicode codepoint needs to be numeric")
+           else floor | if . < 0 or . > 1114111 or (. >= 55296 and . <= 57343) then 65533 else . end end)
+    | _jaq_implode end;
+# Dates: jq's errors, and a broken-down time shorter than 8 numbers is
+# padded with zeros as jq does.
+def _jaq_strftime($f): strftime($f);
+def _jaq_strflocaltime($f): strflocaltime($f);
+def _jaq_mktime: mktime;
+def _tm($what):
+  if type == "number" then .
+  elif type == "array" and all(.[]; type == "number") then (if length < 8 then . + [range(8 - length) | 0] else . end)
+  else error("\($what) requires parsed datetime inputs") end;
+def strftime($f): if ($f | type) != "string" then error("strftime/1 requires a string format") else _tm("strftime/1") | _jaq_strftime($f) end;
+def strflocaltime($f): if ($f | type) != "string" then error("strflocaltime/1 requires a string format") else _tm("strflocaltime/1") | _jaq_strflocaltime($f) end;
+def mktime: if type == "array" then _tm("mktime") | _jaq_mktime else error("mktime requires array of 6 numbers") end;
+def todateiso8601: strftime("%Y-%m-%dT%H:%M:%SZ");
+def todate: todateiso8601;
+
+# Paths longer than jq's limit.
+def _jaq_getpath($p): getpath($p);
+def _jaq_setpath($p; $x): setpath($p; $x);
+def getpath($p): if ($p | length) > 10000 then error("Path too deep") else _jaq_getpath($p) end;
+def setpath($p; $x): if ($p | length) > 10000 then error("Path too deep") else _jaq_setpath($p; $x) end;
+# jq's helper behind indices on strings, callable as in jq.
+def _strindices($i):
+  if type != "string" then error("\(type) (\(_dump_native)) cannot be searched, as it is not a string")
+  elif ($i | type) != "string" then error("\($i | type) (\($i | _dump_native)) is not a string")
+  else indices($i) end;
+# jq's sub: the replacement's outputs are zipped over the matches (output i
+# of every match builds result i), not combined in every way.
+def sub($re; str; $flags): . as $in
+  | [matches($re; $flags)[] | {offset: .[0].offset, length: .[0].length, captures: .[1:]}] as $edits
+  | if $edits == [] then $in
+    else reduce $edits[] as $edit ({result: [], previous: 0};
+        $in[.previous: $edit.offset] as $gap
+        | [$edit.captures | map(select(.name != null) | {key: .name, value: .string}) | from_entries | str] as $inserts
+        | reduce range(0; $inserts | length) as $ix (.; .result[$ix] += $gap + $inserts[$ix])
+        | .previous = ($edit.offset + $edit.length))
+      | .result[] + $in[.previous:]
+    end;
+def sub($re; str): sub($re; str; "");
+def gsub($re; str; $flags): sub($re; str; $flags + "g");
+def gsub($re; str): sub($re; str; "g");

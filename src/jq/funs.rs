@@ -35,11 +35,46 @@ pub fn to_json(v: &Val) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `v` holds one of jaq's error messages (a byte string; see
+/// `val::maybe_jaq_worded`).
+pub fn has_jaq_worded(v: &Val) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Val::BStr(_) => return true,
+            Val::Arr(a) => stack.extend(a.iter()),
+            Val::Obj(o) => stack.extend(o.iter().flat_map(|(k, v)| [k, v])),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether `v` is nested deeper than `max` levels (no recursion).
+fn deeper_than(v: &Val, max: usize) -> bool {
+    let mut stack = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        match v {
+            Val::Arr(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
+            Val::Obj(o) => stack.extend(o.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn length(v: &Val) -> ValR {
     Ok(JqVal(match v {
         Val::Null => Val::from(0usize),
         Val::Bool(_) => return Err(msg(format!("boolean ({v}) has no length"))),
         Val::Num(Num::Int(i)) => Val::from(i.unsigned_abs()),
+        // a literal keeps its digits, as jq's decNumber does
+        Val::Num(Num::Dec(s)) => Val::Num(Num::Dec(jaq_json::Rc::new(
+            s.strip_prefix('-').unwrap_or(s).to_string(),
+        ))),
         Val::Num(_) => Val::from(v.as_f64().unwrap_or_default().abs()),
         Val::TStr(s) | Val::BStr(s) => Val::from(String::from_utf8_lossy(s).chars().count()),
         Val::Arr(a) => Val::from(a.len()),
@@ -47,7 +82,18 @@ fn length(v: &Val) -> ValR {
     }))
 }
 
+/// jq's limit on nesting for `contains` and printing.
+const MAX_DEPTH: usize = 10_000;
+
 fn contains(a: &Val, b: &Val) -> Result<bool, Error> {
+    contains_below(a, b, 0)
+}
+
+fn contains_below(a: &Val, b: &Val, depth: usize) -> Result<bool, Error> {
+    if depth > MAX_DEPTH {
+        return Err(msg("Containment check too deep".into()));
+    }
+    let contains = |a, b| contains_below(a, b, depth + 1);
     Ok(match (a, b) {
         (Val::TStr(x), Val::TStr(y)) => {
             x.windows(y.len().max(1)).any(|w| w == &y[..]) || y.is_empty()
@@ -89,6 +135,8 @@ fn contains(a: &Val, b: &Val) -> Result<bool, Error> {
 
 fn has(v: &Val, k: &Val) -> ValR {
     match (v, k) {
+        // jq 1.8: null has nothing (jq 1.7.1 failed)
+        (Val::Null, _) => Ok(JqVal::from(false)),
         (Val::Obj(o), Val::TStr(_)) => Ok(JqVal::from(o.contains_key(k))),
         (Val::Arr(a), Val::Num(_)) => {
             let i = k.as_f64().unwrap_or(-1.0);
@@ -240,15 +288,37 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
                     ))))
                 }
             };
+            // jq reads NaN, as it prints it nowhere but takes it in
+            if matches!(text.trim_ascii(), b"nan" | b"NaN" | b"-nan" | b"-NaN") {
+                return bome(Ok(JqVal::from(f64::NAN)));
+            }
             bome(jaq_json::read::parse_single(&text).map(JqVal).map_err(|e| {
-                msg(format!(
+                // jaq's parser words the error: marked as jaq's
+                Error::new(JqVal(super::val::maybe_jaq_worded(format!(
                     "{e} (while parsing '{}')",
                     String::from_utf8_lossy(&text)
-                ))
+                ))))
             }))
         }),
         ("tojson", v(0), |cv| {
-            bome(Ok(JqVal::from(to_json(&cv.1 .0))))
+            if deeper_than(&cv.1 .0, MAX_DEPTH) {
+                // jq prints "<skipped: too deep>" there; etagstore does not
+                return bome(Err(Error::new(JqVal(super::val::maybe_jaq_worded(
+                    format!(
+                    "cannot use a value nested deeper than {MAX_DEPTH} levels in tojson as jq does"
+                ),
+                )))));
+            }
+            let text = to_json(&cv.1 .0);
+            // a value holding one of jaq's messages stays marked
+            bome(Ok(JqVal(if has_jaq_worded(&cv.1 .0) {
+                Val::byte_str(text.into_bytes())
+            } else {
+                Val::from(text)
+            })))
+        }),
+        ("_dump_native", v(0), |cv| {
+            bome(Ok(JqVal(Val::from(super::val::dump(&cv.1 .0)))))
         }),
         ("tonumber_native", v(0), |cv| bome(tonumber(&cv.1 .0))),
         ("regex_groups_native", v(0), |cv| match &cv.1 .0 {

@@ -25,9 +25,13 @@ const MAX_INDEX: usize = 536_870_912;
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JqVal(pub Val);
 
-/// jaq's error on the inner value, as an error on `JqVal` (its message kept).
+/// jaq's error on the inner value, as an error on `JqVal` (its message kept,
+/// marked as jaq's).
 fn err(e: jaq_core::Error<Val>) -> Error {
-    Error::new(JqVal(e.into_val()))
+    Error::new(JqVal(match e.into_val() {
+        Val::TStr(s) => maybe_jaq_worded(String::from_utf8_lossy(&s).into_owned()),
+        v => v,
+    }))
 }
 
 /// jq's name for a value's type.
@@ -46,22 +50,68 @@ fn msg(text: String) -> Error {
     Error::new(JqVal(Val::from(text)))
 }
 
-/// jq's "Cannot index T with K" (a string key is shown quoted).
-fn cannot_index(v: &Val, index: &Val) -> Error {
-    match index {
-        Val::TStr(_) => msg(format!("Cannot index {} with {index}", type_name(v))),
-        _ => msg(format!(
-            "Cannot index {} with {}",
-            type_name(v),
-            type_name(index)
-        )),
+/// The starts of the messages jaq words unlike jq. Such a message is kept
+/// as a byte string: `try ... catch .` can still pass it on, but a result
+/// that holds one is refused (`Filter::apply`) instead of being written
+/// with a text jq would never give.
+const JAQ_WORDED: &[&str] = &[
+    "cannot use ",
+    "cannot calculate ",
+    "cannot index ",
+    "cannot iterate",
+    "invalid path expression",
+    "cannot convert ",
+    "cannot parse ",
+    "invalid regex",
+    "index ",
+    "byte offset ",
+];
+
+/// A string value, marked (as a byte string) when it is one of jaq's messages.
+pub fn maybe_jaq_worded(text: String) -> Val {
+    if JAQ_WORDED.iter().any(|start| text.starts_with(start)) {
+        Val::byte_str(text.into_bytes())
+    } else {
+        Val::from(text)
     }
+}
+
+/// jq's dump of a value in an error message: compact, and cut to 29 bytes
+/// with `...` (keeping a closing quote or bracket) when longer.
+pub fn dump(v: &Val) -> String {
+    const MAX: usize = 29;
+    let text = super::funs::to_json(v);
+    if text.len() <= MAX {
+        return text;
+    }
+    let close = text.chars().last().filter(|c| matches!(c, '"' | ']' | '}'));
+    let mut keep = if close.is_some() { MAX - 4 } else { MAX - 3 };
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let mut out = format!("{}...", &text[..keep]);
+    out.extend(close);
+    out
+}
+
+/// jq 1.8's "Cannot index T with K (KEY)".
+fn cannot_index(v: &Val, index: &Val) -> Error {
+    msg(format!(
+        "Cannot index {} with {} ({})",
+        type_name(v),
+        type_name(index),
+        dump(index)
+    ))
 }
 
 fn cannot_iterate(v: &Val) -> Error {
     match v {
         Val::Null => msg("Cannot iterate over null".into()),
-        _ => msg(format!("Cannot iterate over {} ({v})", type_name(v))),
+        _ => msg(format!(
+            "Cannot iterate over {} ({})",
+            type_name(v),
+            dump(v)
+        )),
     }
 }
 
@@ -93,6 +143,9 @@ fn slice_bounds(range: &val::Range<&JqVal>, len: usize) -> Result<(usize, usize)
         let f = b
             .as_f64()
             .ok_or_else(|| msg("Start and end indices of an array slice must be numbers".into()))?;
+        if f.is_nan() {
+            return Ok(default);
+        }
         let f = if up { f.ceil() } else { f.floor() };
         let i = if f < 0.0 { len as f64 + f } else { f };
         Ok(i.clamp(0.0, len as f64) as usize)
@@ -141,7 +194,8 @@ impl From<f64> for JqVal {
 }
 impl From<String> for JqVal {
     fn from(s: String) -> Self {
-        JqVal(Val::from(s))
+        // jaq turns its own errors into values through here
+        JqVal(maybe_jaq_worded(s))
     }
 }
 impl From<val::Range<JqVal>> for JqVal {
@@ -169,7 +223,6 @@ fn as_jq_computes(v: Val) -> Val {
 /// jq's error for an operation on values it does not combine:
 /// `string ("a") and number (1) cannot be added`.
 fn cannot(l: &Val, r: &Val, what: &str) -> Error {
-    let dump = super::funs::to_json;
     msg(format!(
         "{} ({}) and {} ({}) cannot be {what}",
         type_name(l),
@@ -202,14 +255,50 @@ fn combines(op: char, l: &Val, r: &Val) -> bool {
     }
 }
 
+/// jq computes with doubles: an integer operand that a double cannot hold
+/// exactly becomes the double first (`13911860366432393 - 10` is
+/// `13911860366432382`, not the exact difference rounded).
+fn as_operand(v: Val) -> Val {
+    const EXACT: isize = 1 << 53;
+    match v {
+        Val::Num(Num::Int(i)) if !(-EXACT..=EXACT).contains(&i) => Val::from(i as f64),
+        Val::Num(Num::BigInt(_)) => Val::from(v.as_f64().unwrap_or(f64::NAN)),
+        v => v,
+    }
+}
+
+/// jq 1.8's string repetition: `s * n` is `n` (truncated) copies, `null`
+/// for a negative or NaN count, an error past 2^31 bytes.
+fn repeat(s: &[u8], n: f64) -> ValR {
+    if n.is_nan() || n < 0.0 {
+        return Ok(JqVal(Val::Null));
+    }
+    let times = n.trunc();
+    if times * s.len() as f64 > i32::MAX as f64 {
+        return Err(msg("Repeat string result too long".into()));
+    }
+    Ok(JqVal(Val::from(
+        String::from_utf8_lossy(&s.repeat(times as usize)).into_owned(),
+    )))
+}
+
 macro_rules! op {
     ($trait:ident, $fn:ident, $op:expr, $what:expr) => {
         impl core::ops::$trait for JqVal {
             type Output = ValR;
             fn $fn(self, rhs: Self) -> ValR {
-                let (l, r) = (self.0, rhs.0);
-                if !combines($op, &l, &r) {
-                    return Err(cannot(&l, &r, $what));
+                if !combines($op, &self.0, &rhs.0) {
+                    // the values as written, not as doubles
+                    return Err(cannot(&self.0, &rhs.0, $what));
+                }
+                let (l, r) = (as_operand(self.0), as_operand(rhs.0));
+                if $op == '*' {
+                    match (&l, &r) {
+                        (Val::TStr(s), n @ Val::Num(_)) | (n @ Val::Num(_), Val::TStr(s)) => {
+                            return repeat(s, n.as_f64().unwrap_or(f64::NAN));
+                        }
+                        _ => {}
+                    }
                 }
                 core::ops::$trait::$fn(l, r)
                     .map(|v| JqVal(as_jq_computes(v)))
@@ -225,10 +314,10 @@ op!(Mul, mul, '*', "multiplied");
 impl core::ops::Div for JqVal {
     type Output = ValR;
     fn div(self, rhs: Self) -> ValR {
-        let (l, r) = (self.0, rhs.0);
-        if !combines('/', &l, &r) {
-            return Err(cannot(&l, &r, "divided"));
+        if !combines('/', &self.0, &rhs.0) {
+            return Err(cannot(&self.0, &rhs.0, "divided"));
         }
+        let (l, r) = (as_operand(self.0), as_operand(rhs.0));
         if matches!(l, Val::Num(_)) && r.as_f64() == Some(0.0) {
             return Err(cannot(&l, &r, "divided because the divisor is zero"));
         }
@@ -244,6 +333,9 @@ impl core::ops::Rem for JqVal {
         let (Some(a), Some(b)) = (l.as_f64(), r.as_f64()) else {
             return Err(cannot(&l, &r, "divided"));
         };
+        if a.is_nan() || b.is_nan() {
+            return Ok(JqVal::from(f64::NAN));
+        }
         let (a, b) = (a.trunc() as i64, b.trunc() as i64);
         if b == 0 {
             return Err(cannot(
@@ -259,7 +351,14 @@ impl core::ops::Rem for JqVal {
 impl core::ops::Neg for JqVal {
     type Output = ValR;
     fn neg(self) -> ValR {
-        (-self.0).map(JqVal).map_err(err)
+        match self.0 {
+            v @ Val::Num(_) => (-v).map(JqVal).map_err(err),
+            v => Err(msg(format!(
+                "{} ({}) cannot be negated",
+                type_name(&v),
+                dump(&v)
+            ))),
+        }
     }
 }
 
@@ -439,15 +538,25 @@ impl jaq_core::ValT for JqVal {
                 Ok(JqVal(Val::Obj(o)))
             }
             (Val::Arr(mut a), Val::Num(_)) => {
+                // Deleting at a NaN or out-of-range negative index deletes
+                // nothing, as in jq; setting there is an error.
                 let Some(i) = int_index(idx) else {
-                    return opt.fail(JqVal(Val::Arr(a)), |v| Exn::from(cannot_index(&v.0, idx)));
+                    return match f(JqVal(Val::Null)).next().transpose()? {
+                        None => Ok(JqVal(Val::Arr(a))),
+                        Some(_) => opt.fail(JqVal(Val::Arr(a)), |_| {
+                            Exn::from(msg("Cannot set array element at NaN index".into()))
+                        }),
+                    };
                 };
                 let len = a.len() as isize;
                 let i = if i < 0 { i + len } else { i };
                 if i < 0 {
-                    return opt.fail(JqVal(Val::Arr(a)), |_| {
-                        Exn::from(msg("Out of bounds negative array index".into()))
-                    });
+                    return match f(JqVal(Val::Null)).next().transpose()? {
+                        None => Ok(JqVal(Val::Arr(a))),
+                        Some(_) => opt.fail(JqVal(Val::Arr(a)), |_| {
+                            Exn::from(msg("Out of bounds negative array index".into()))
+                        }),
+                    };
                 }
                 let i = i as usize;
                 if i > MAX_INDEX {
@@ -473,6 +582,9 @@ impl jaq_core::ValT for JqVal {
                 }
                 Ok(JqVal(Val::Arr(a)))
             }
+            (v @ Val::Arr(_), Val::Arr(_)) => opt.fail(JqVal(v), |_| {
+                Exn::from(msg("Cannot update field at array index of array".into()))
+            }),
             (v, _) => opt.fail(JqVal(v), |v| Exn::from(cannot_index(&v.0, idx))),
         }
     }
@@ -506,6 +618,9 @@ impl jaq_core::ValT for JqVal {
                 Rc::make_mut(&mut a).splice(from..upto, y);
                 Ok(JqVal(Val::Arr(a)))
             }
+            v @ (Val::TStr(_) | Val::BStr(_)) => opt.fail(JqVal(v), |_| {
+                Exn::from(msg("Cannot update string slices".into()))
+            }),
             v => opt.fail(JqVal(v), |v| {
                 Exn::from(msg(format!(
                     "Cannot update field at object index of {}",
@@ -521,7 +636,9 @@ impl jaq_core::ValT for JqVal {
 
     fn into_string(self) -> Self {
         match self.0 {
-            v @ (Val::TStr(_) | Val::BStr(_)) => JqVal(v.into_string()),
+            v @ Val::TStr(_) => JqVal(v.into_string()),
+            // one of jaq's messages stays marked (see `maybe_jaq_worded`)
+            v @ Val::BStr(_) => JqVal(v),
             v => JqVal::from(super::funs::to_json(&v)),
         }
     }

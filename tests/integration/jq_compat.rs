@@ -105,6 +105,7 @@ const ROWS: &[Row] = &[
     row(".[1.7]", "[1,2,3]", Out("2"), Same),
     row(".[1.2:2.5]", "[0,1,2,3]", Out("[1,2]"), Same),
     row(r#"has(0)"#, r#"{"a":1}"#, Error, Same),
+    row(r#"[has("a"), has(0)]"#, "null", Out("[false,false]"), Same),
     row(".[-5]", "[1]", Out("null"), Same),
     // Strings and dates.
     row(r#"join(",")"#, r#"[null,"a",1,true]"#, Out(r#"",a,1,true""#), Same),
@@ -236,6 +237,55 @@ const ROWS: &[Row] = &[
     row("$ENV | type", "null", Out(r#""object""#), Same),
     row("[.[] | debug]", "[1]", Out("[1]"), Same),
     row("stderr", "1", Out("1"), Same),
+    // Caught errors are jq 1.8's text, or the edit fails: never jaq's text written.
+    row("try .a catch .", "5", Out(r#""Cannot index number with string (\"a\")""#), Same),
+    row("try .[0] catch .", "{}", Out(r#""Cannot index object with number (0)""#), Same),
+    row("try .[null] catch .", "{}", Out(r#""Cannot index object with null (null)""#), Same),
+    row("try (.a = 1) catch .", "[]", Out(r#""Cannot index array with string (\"a\")""#), Same),
+    row("try .[] catch .", r#""abc""#, Out(r#""Cannot iterate over string (\"abc\")""#), Same),
+    row("try (-.) catch .", r#""foo""#, Out(r#""string (\"foo\") cannot be negated""#), Same),
+    row("[range(26;30)] | map(. as $n | \"a\" * $n | try (. - 1) catch .)", "null", Out(r#"["string (\"aaaaaaaaaaaaaaaaaaaaaaaaaa\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaaaaa\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaa...\") and number (1) cannot be subtracted","string (\"aaaaaaaaaaaaaaaaaaaaaaaa...\") and number (1) cannot be subtracted"]"#), Same),
+    row("try (-.) catch .", r#"{"a":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#, Out(r#""object ({\"a\":\"aaaaaaaaaaaaaaaaaaa...}) cannot be negated""#), Same),
+    row("try (1|utf8bytelength) catch .", "null", Out(r#""number (1) only strings have UTF-8 byte length""#), Same),
+    row("try delpaths(0) catch .", "{}", Out(r#""Paths must be specified as an array""#), Same),
+    row("try flatten(-1) catch .", "[0,[1]]", Out(r#""flatten depth must not be negative""#), Same),
+    row(r#"try join(",") catch ."#, r#"["1","2",[3,4,5]]"#, Out(r#""string (\"1,2,\") and array ([3,4,5]) cannot be added""#), Same),
+    row("try skip(-1; error) catch .", "null", Out(r#""skip doesn't support negative count""#), Same),
+    row("try limit(-1; error) catch .", "null", Out(r#""limit doesn't support negative count""#), Same),
+    row("[nth(5,7; range(9;0;-1)), try nth(-1; range(3)) catch .]", "null", Out(r#"[4,2,"nth doesn't support negative indices"]"#), Same),
+    row(r#"try (. * 1000000000) catch ."#, r#""abc""#, Out(r#""Repeat string result too long""#), Same),
+    // Caught errors that etagstore cannot word as jq does: an error, nothing written.
+    row("try path(.a | map(select(.b == 0))) catch .", r#"{"a":[{"b":0}]}"#, Out(r#""Invalid path expression with result [{\"b\":0}]""#), Differs("jaq words path-expression errors its own way")),
+    row("try (def x: reverse; x=10) catch .", "[0,1,2]", Out(r#""Invalid path expression with result [2,1,0]""#), Differs("jaq words path-expression errors its own way")),
+    row(r#"try fromjson catch ."#, r#""{'a': 123}""#, Out(r#""Invalid string literal; expected \", but got ' at line 1, column 5 (while parsing '{'a': 123}')""#), Differs("jaq's JSON parser words its errors its own way")),
+    row(r#"try ("a"|test("(")) catch ."#, "null", Out(r#""Regex failure: end pattern with unmatched parenthesis""#), Differs("jaq's regex engine words its errors its own way")),
+    row(r#"try (1 | ascii_downcase) catch "failed: \(.)""#, "null", Out(r#""failed: explode input must be a string""#), Differs("the message is jaq's")),
+    // Deletion of several paths, negative and slice paths among them.
+    row("del(.[1], .[-6], .[2], .[-3:9])", "[0,1,2,3,4,5,6,7,8,9]", Out("[0,3,5,6,9]"), Same),
+    // jq 1.8 deletes all at the end ({"foo":[0,5]}); this is jq 1.7.1's one-by-one.
+    row(".foo[1,4,2,3] |= empty", r#"{"foo":[0,1,2,3,4,5]}"#, Jq17(r#"{"foo":[0,2,4]}"#), Same),
+    row("delpaths([[-200]])", "[1,2,3]", Out("[1,2,3]"), Same),
+    row("del(.[nan])", "[1,2,3]", Out("[1,2,3]"), Same),
+    // Numbers: literals kept as decNumber keeps them, arithmetic in doubles.
+    row("have_decnum", "null", Out("true"), Same),
+    row(". - 10", "13911860366432393", Out("13911860366432382"), Same),
+    row("[.[0] | tostring, (13911860366432393 == 13911860366432392)]", "[13911860366432393]", Out(r#"["13911860366432393",false]"#), Same),
+    row("map(tojson)", "[1e2, 1.0, 100e-2, 1E+3, 0.00001, 1e-7, 1.5e300, 0.0, 12e-1, 0.000001234, 5E-10, -1.50]", Out(r#"["1E+2","1.0","1.00","1E+3","0.00001","1E-7","1.5E+300","0.0","1.2","0.000001234","5E-10","-1.50"]"#), Same),
+    row("[range(3)] | [.[1:nan], .[nan:1]]", "null", Out("[[1,2],[0]]"), Same),
+    row("from_entries", r#"[{"key":"a","value":1},{"Key":"b","Value":2},{"name":"c","value":3},{"Name":"d","Value":4}]"#, Out(r#"{"a":1,"b":2,"c":3,"d":4}"#), Same),
+    row("[nan % 1, 1 % nan | isnan]", "null", Out("[true,true]"), Same),
+    row("fromjson | isnan", r#""nan""#, Out("true"), Same),
+    row("[1E+1000,-1E+1000 | length | tojson]", "null", Out(r#"["1E+1000","1E+1000"]"#), Same),
+    row(r#"try (. + "x") catch ."#, "123456789012345678901234567890", Out(r#""number (12345678901234567890123456...) and string (\"x\") cannot be added""#), Same),
+    row(r#"[match(["foo", "ig"]) | .offset]"#, r#""foo bar FOO""#, Out("[0,8]"), Same),
+    row("try _strindices(123) catch .", r#""abc""#, Out(r#""number (123) is not a string""#), Same),
+    row("try getpath([range(10001) | 0]) catch .", "null", Out(r#""Path too deep""#), Same),
+    row("setpath([range(3000) | 0]; 0) | flatten", "null", Out("[0]"), Same),
+    row(r#"[match(["(bar)"])]"#, r#""foo bar""#, Out(r#"[{"offset":4,"length":3,"string":"bar","captures":[{"offset":4,"length":3,"string":"bar","name":null}]}]"#), Same),
+    row("try (reduce range(10001) as $_ ([]; [.]) as $x | $x | contains($x)) catch .", "null", Out(r#""Containment check too deep""#), Same),
+    row(r#"[gsub("(?<a>.)"; "\(.a|ascii_upcase)", "\(.a|ascii_downcase)", "c")]"#, r#""aB""#, Out(r#"["AB","ab","cc"]"#), Same),
+    row(r#"[sub("(?<x>.)"; "\(.x)!"), gsub("a";"b"), gsub("^"; "a"), gsub(""; "-"), sub("z"; "y")]"#, r#""xaa""#, Out(r#"["x!aa","xbb","axaa","-x-a-a-","xaa"]"#), Same),
+    row(r#"reduce range(10001) as $_ ([];[.]) | tojson | contains("<skipped: too deep>")"#, "null", Out("true"), Differs("jq cuts what it prints at 10,000 levels; etagstore fails instead")),
 ];
 
 /// `text` without the whitespace outside strings: jq's layout, compared.
@@ -476,9 +526,9 @@ fn a_10000_deep_filter_is_exit_2_and_writes_nothing() {
 #[test]
 fn errors_are_worded_as_jq_words_them() {
     for (filter, doc, says) in [
-        (".n += 5", "200", r#"Cannot index number with "n""#),
-        (".[0]", "{}", "Cannot index object with number"),
-        (".a", "[]", r#"Cannot index array with "a""#),
+        (".n += 5", "200", r#"Cannot index number with string ("n")"#),
+        (".[0]", "{}", "Cannot index object with number (0)"),
+        (".a", "[]", r#"Cannot index array with string ("a")"#),
         (".[]", "5", "Cannot iterate over number (5)"),
         (".[-3] = 1", "[1]", "Out of bounds negative array index"),
         ("error({\"a\":1})", "{}", "{\"a\":1} (not a string)"),
@@ -488,5 +538,50 @@ fn errors_are_worded_as_jq_words_them() {
         assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
         assert_eq!(stderr, format!("error: the filter failed: {says}\n"));
         assert_eq!(stored, doc);
+    }
+}
+
+#[test]
+fn recursion_deeper_than_the_stack_is_exit_2_and_writes_nothing() {
+    // A filter of more than 256 tokens runs on its own thread: pad one.
+    let padded = |filter: &str| format!("{filter}{}", " | .".repeat(300));
+    let deep = |n: u32| format!("reduce range({n}) as $i (null; [.])");
+    for filter in [
+        "def f: if . > 0 then . - 1 | f | . + 1 else . end; 1000000 | f".to_string(),
+        "def f: [f]; f".to_string(),
+        // freeing, printing or comparing a value nested this deep recurses as deep
+        format!("{} | 0", deep(300_000)),
+        format!("{} | tojson | length", deep(300_000)),
+        format!("[{}, {}] | .[0] == .[1]", deep(200_000), deep(200_000)),
+        padded("def f: [f]; f"),
+    ] {
+        // A hard stack limit of 16 MiB (the main thread may grow to 112 MiB
+        // otherwise), so that the deep values above overflow it quickly.
+        let env = TestStore::new();
+        env.put("k", r#"{"n":1}"#);
+        let mut cmd = env.process();
+        cmd.args(["edit", "k", "--jq", &filter]);
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 16 << 20,
+                    rlim_max: 16 << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_STACK, &limit);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let stored = String::from_utf8(env.file("k").unwrap()).unwrap();
+        let stderr = stderr_of(&out);
+        let shown = &filter[..filter.len().min(60)];
+        assert_eq!(out.status.code(), Some(2), "{shown}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("too deep"),
+            "{shown}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{shown}: {stderr}");
+        assert_eq!(stored, r#"{"n":1}"#);
     }
 }
