@@ -280,6 +280,12 @@ pub fn print_as_json(json: bool) {
     JSON_ERRORS.store(json, Ordering::Relaxed);
 }
 
+/// Whether error lines are JSON objects (read by the stack-overflow
+/// handler, which cannot go through `report`).
+pub fn printing_json() -> bool {
+    JSON_ERRORS.load(Ordering::Relaxed)
+}
+
 /// Whether a command line that clap could not parse asked for JSON errors:
 /// its last `--error-format` before any `--`, else `ETAGSTORE_ERROR_FORMAT`,
 /// as clap would have read them. `args` includes the program name.

@@ -25,6 +25,11 @@ const MESSAGE: &[u8] = b"error: the jq filter went too deep: it recursed, or bui
 nested, deeper than etagstore's stack holds; nothing written (edit KEY -- jq FILTER runs jq \
 instead)\n";
 
+/// `MESSAGE` under `--error-format json` (docs/contract.md's schema).
+const JSON_MESSAGE: &[u8] = b"{\"code\":\"usage\",\"exit\":2,\"message\":\"the jq filter went \
+too deep: it recursed, or built a value nested, deeper than etagstore's stack holds; nothing \
+written (edit KEY -- jq FILTER runs jq instead)\"}\n";
+
 /// The thread (`pthread_self`) running a filter, 0 when none is.
 static RUNNING_ON: AtomicUsize = AtomicUsize::new(0);
 
@@ -98,7 +103,12 @@ extern "C" fn on_fault(
     let me = unsafe { libc::pthread_self() } as usize;
     if RUNNING_ON.load(Ordering::SeqCst) == me && near_stack_pointer(info, context) {
         unsafe {
-            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            let message = if crate::error::printing_json() {
+                JSON_MESSAGE
+            } else {
+                MESSAGE
+            };
+            libc::write(2, message.as_ptr().cast(), message.len());
             libc::_exit(EXIT);
         }
     }

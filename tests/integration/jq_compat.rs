@@ -585,3 +585,23 @@ fn recursion_deeper_than_the_stack_is_exit_2_and_writes_nothing() {
         assert_eq!(stored, r#"{"n":1}"#);
     }
 }
+
+#[test]
+fn a_stack_overflow_under_error_format_json_is_one_json_object() {
+    let env = TestStore::new();
+    env.put("k", r#"{"n":1}"#);
+    let out = env
+        .process()
+        .args(["--error-format", "json", "edit", "k", "--jq"])
+        .arg("def f: if . > 0 then . - 1 | f | . + 1 else . end; 100000000 | f")
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let error: serde_json::Value = serde_json::from_str(&stderr).expect(&stderr);
+    assert_eq!(error["code"], "usage");
+    assert_eq!(error["exit"], 2);
+    assert!(error["message"].as_str().unwrap().contains("too deep"));
+    assert_eq!(env.file("k").unwrap(), br#"{"n":1}"#);
+}
