@@ -3,7 +3,8 @@
 # that binary from its own clap definition (`man --dir`, `completions SHELL`),
 # so the packages carry pages that match the flags and nothing is checked in:
 #
-#   OUT/man/etagstore.1, OUT/man/etagstore-SUBCOMMAND.1   (one a subcommand)
+#   OUT/man/etagstore.1.gz, OUT/man/etagstore-SUBCOMMAND.1.gz   (one a subcommand;
+#       gzip -9n, as Debian policy wants them: no name or time stored)
 #   OUT/completions/etagstore.bash, _etagstore (zsh), etagstore.fish
 #
 # Usage: scripts/dist-assets.sh BIN OUT_DIR
@@ -26,14 +27,15 @@ mkdir -p "$out/man" "$out/completions"
 "$bin" completions bash >"$out/completions/etagstore.bash"
 "$bin" completions zsh >"$out/completions/_etagstore"
 "$bin" completions fish >"$out/completions/etagstore.fish"
+gzip -9n "$out"/man/*.1
 
 # One page for the tool and one for each subcommand that `--help` lists.
 missing=
 for sub in $("$bin" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p'); do
     [ "$sub" = help ] && continue
-    [ -s "$out/man/etagstore-$sub.1" ] || missing="$missing etagstore-$sub.1"
+    [ -s "$out/man/etagstore-$sub.1.gz" ] || missing="$missing etagstore-$sub.1"
 done
-[ -s "$out/man/etagstore.1" ] || missing="$missing etagstore.1"
+[ -s "$out/man/etagstore.1.gz" ] || missing="$missing etagstore.1"
 if [ -n "$missing" ]; then
     echo "dist-assets: no page written:$missing" >&2
     exit 1
