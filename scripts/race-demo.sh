@@ -5,7 +5,11 @@
 #   get/set --etag   get -o, add one, set --etag; on exit 3 re-read and retry
 #   edit --jq        edit --jq '.n += 1'        (etagstore retries on conflict)
 #
-# Usage: scripts/race-demo.sh [WRITERS] [INCREMENTS]    (default 8 x 25)
+# Usage: scripts/race-demo.sh [--markdown] [WRITERS] [INCREMENTS]    (default 8 x 25)
+#
+# --markdown prints the table as a Markdown table followed by one line that
+# sums it up, both from this run's counts (for a CI job summary:
+# examples/ci/race-demo.yml).
 #
 # Every writer waits for a 'go' file, so they all start together. Prints one
 # table and exits 1 if a safe method (set --etag, edit) lost an update or a
@@ -16,7 +20,7 @@
 set -u
 
 usage() {
-    echo "usage: $0 [WRITERS] [INCREMENTS]   (positive integers; default 8 25)" >&2
+    echo "usage: $0 [--markdown] [WRITERS] [INCREMENTS]   (positive integers; default 8 25)" >&2
     exit 2
 }
 
@@ -26,6 +30,11 @@ is_count() {
     esac
 }
 
+markdown=
+if [ "${1:-}" = --markdown ]; then
+    markdown=1
+    shift
+fi
 [ $# -le 2 ] || usage
 writers=${1:-8}
 increments=${2:-25}
@@ -147,6 +156,7 @@ writer() {
 # Runs the race for one method and prints its row of the table.
 race() {
     method=$1 label=$2
+    [ -z "$markdown" ] || label="\`$label\`"
     rm -f "$work"/go "$work"/ready.* "$work"/conflicts.*
     es set-unsafe "$method" '{"n": 0}' >/dev/null || exit 1
     w=0 pids=
@@ -185,19 +195,35 @@ race() {
             ;;
     esac
     lost=$((acknowledged - final))
-    printf '%-16s %7s %8s %11s %12s %17s %13s\n' \
-        "$label" "$writers" "$expected" "$final" "$lost" "$shown" "$ms"
+    row "$label" "$writers" "$expected" "$final" "$lost" "$shown" "$ms"
+    echo "$lost" >"$work/lost.$method"
     if [ "$method" != unsafe ] && [ "$lost" -ne 0 ]; then
         echo "$label: $lost acknowledged updates lost (final $final, acknowledged $acknowledged)" \
             >>"$work/errors"
     fi
 }
 
-printf '%-16s %7s %8s %11s %12s %17s %13s\n' \
-    method writers expected "final count" "lost updates" "conflicts/retries" "wall time ms"
+# One line of the table: aligned columns, or a Markdown row.
+row() {
+    if [ -n "$markdown" ]; then
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$@"
+    else
+        printf '%-16s %7s %8s %11s %12s %17s %13s\n' "$@"
+    fi
+}
+
+row method writers expected "final count" "lost updates" "conflicts/retries" "wall time ms"
+[ -z "$markdown" ] || echo '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'
 race unsafe "set-unsafe"
 race etag "get/set --etag"
 race edit "edit --jq"
+if [ -n "$markdown" ]; then
+    echo
+    echo "$writers writers x $increments increments on one counter:" \
+        "\`set-unsafe\` lost $(cat "$work/lost.unsafe") of $expected updates;" \
+        "\`set --etag\` lost $(cat "$work/lost.etag") and \`edit\` lost $(cat "$work/lost.edit")" \
+        "of those they acknowledged."
+fi
 
 if [ -s "$work/errors" ]; then
     echo "race-demo: FAILED" >&2
