@@ -59,9 +59,11 @@ trap cleanup EXIT
 # target/<triple>/release when .cargo/config.toml names a target).
 release_bin() {
     local bin
-    bin=$(cargo build --release --locked --message-format=json-render-diagnostics |
-        sed -n 's/.*"executable":"\([^"]*\/etagstore\)".*/\1/p' | tail -n 1)
-    [ -x "$bin" ] || fail "cargo build --release built no etagstore"
+    # The binary we ship (static on Linux with glibc): the same build that
+    # scripts/bench.sh measures, so CI compiles a release only once.
+    bin=$(scripts/build-release.sh --quiet --bin etagstore) ||
+        fail "scripts/build-release.sh failed"
+    [ -x "$bin" ] || fail "scripts/build-release.sh built no etagstore"
     echo "$bin"
 }
 
@@ -166,8 +168,21 @@ check_deb() {
 check_wheel() {
     tool_venv .venv-maturin "maturin==$maturin_version" || fail "wheel: cannot install maturin"
     rm -rf target/packages/wheels
-    .venv-maturin/bin/maturin build --release --locked --quiet --out target/packages/wheels >&2 ||
-        fail "wheel: maturin build failed"
+    # Built as scripts/build-release.sh builds (static on Linux with glibc,
+    # so the wheel needs no system library), which also reuses that build.
+    local host static=()
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    case $host in
+        *-linux-gnu*) static=(--target "$host") ;;
+    esac
+    if [ ${#static[@]} -gt 0 ]; then
+        RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+            .venv-maturin/bin/maturin build --release --locked --quiet "${static[@]}" \
+            --out target/packages/wheels >&2 || fail "wheel: maturin build failed"
+    else
+        .venv-maturin/bin/maturin build --release --locked --quiet --out target/packages/wheels >&2 ||
+            fail "wheel: maturin build failed"
+    fi
     local wheel
     wheel=$(ls target/packages/wheels/etagstore-*.whl)
     "${PYTHON:-python3}" -m venv "$scratch/venv"
