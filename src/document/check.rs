@@ -513,4 +513,15 @@ mod tests {
         assert_eq!(error.exit_code(), 6);
         assert!(error.to_string().contains("line 2, column 8"), "{error}");
     }
+
+    #[test]
+    fn utf8_errors_name_their_line_and_column() {
+        let error = validate(b"{\n  \"a\": \"\xff\"\n}").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("invalid UTF-8 at line 2, column 9 (byte 10)"),
+            "{error}"
+        );
+    }
 }
