@@ -355,3 +355,28 @@ fn a_failed_sync_rename_or_directory_sync_stops_the_import_naming_the_step() {
         );
     }
 }
+
+#[test]
+fn a_key_repeated_within_one_batch_is_written_in_line_order() {
+    let lines =
+        "{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":1}\n{\"key\":\"a\",\"value\":2}\n";
+    let env = TestStore::new();
+    env.run(["import"])
+        .stdin(lines)
+        .stderr_matches(
+            predicate::str::starts_with("imported 2, skipped 1\nerror: 1 key(s) existed")
+                .and(predicate::str::contains("\"a\"")),
+        )
+        .status(3)
+        .check();
+    assert_eq!(env.file("a").unwrap(), b"1");
+    env.cmd()
+        .args(["import", "--overwrite"])
+        .write_stdin(lines)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("imported 3, skipped 0\n");
+    assert_eq!(env.file("a").unwrap(), b"2");
+    assert!(env.temp_files().is_empty(), "{:?}", env.temp_files());
+}
