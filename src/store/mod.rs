@@ -243,7 +243,9 @@ pub struct Committed {
     /// written.
     pub outcomes: Vec<Result<String, Error>>,
     /// What stopped the commit: the index of the document it concerns
-    /// (`None`: the whole batch), and the error.
+    /// (`None`: the whole batch, e.g. its directory fsync failed; then
+    /// `outcomes` is empty though its documents may be visible), and the
+    /// error.
     pub failure: Option<(Option<usize>, anyhow::Error)>,
 }
 
