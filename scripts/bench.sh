@@ -658,3 +658,29 @@ PY
 }
 
 export_import_rss "$([ $quick -eq 1 ] && echo 1048576 || echo 104857600)"
+
+# ---------------------------------------------------------------- import throughput
+
+# import_rate N: `import` of N small documents (about 90 bytes each) into a
+# new store, on the disk of the results (group commit: one fsync pass and
+# one directory fsync a batch). Wall time and docs/s go to the log and to
+# RESULTS/import-N.txt (the report above does not read them).
+import_rate() {
+    local n=$1 dir=$work/import start end
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    python3 -c 'import sys
+for i in range(int(sys.argv[1])):
+    print("{\"key\":\"doc/%06d\",\"value\":{\"id\":%d,\"name\":\"item %d\",\"ok\":true}}" % (i, i, i))' \
+        "$n" >"$dir/docs.jsonl"
+    start=$(now_ns)
+    "$bin" --store "$dir/store" import -f "$dir/docs.jsonl" 2>"$dir/err" ||
+        die "import of $n documents: $(cat "$dir/err")"
+    end=$(now_ns)
+    grep -qx "imported $n, skipped 0" "$dir/err" || die "import of $n documents: $(cat "$dir/err")"
+    echo "import $n documents: $(((end - start) / 1000000)) ms, $((n * 1000000000 / (end - start))) docs/s" |
+        tee "$results/import-$n.txt" >&2
+    rm -rf "$dir"
+}
+
+import_rate "$([ $quick -eq 1 ] && echo 1000 || echo 100000)"

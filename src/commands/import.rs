@@ -15,7 +15,7 @@ use crate::document::{self, Minifier};
 use crate::error::Error;
 use crate::key::Key;
 use crate::progress::Meter;
-use crate::store::{Precondition, Store};
+use crate::store::{Batch, Precondition, Store};
 
 /// The longest line `import` reads (and `export` writes): a line is held
 /// in memory while it is imported, and nothing more of it.
@@ -87,12 +87,69 @@ pub fn run(args: &ImportArgs, store: &dyn Store) -> Result<()> {
 }
 
 fn import_lines(
-    mut input: Box<dyn BufRead + '_>,
+    input: Box<dyn BufRead + '_>,
     store: &dyn Store,
     precondition: &Precondition,
     imported: &mut u64,
     skipped: &mut Vec<String>,
 ) -> Result<()> {
+    let mut batch = Batched {
+        batch: store.batch(precondition)?,
+        lines: Vec::new(),
+        imported,
+        skipped,
+    };
+    let read = read_lines(input, &mut batch);
+    // The lines before a bad one are written, whatever stopped the import.
+    batch.commit()?;
+    read
+}
+
+/// The batch being filled, and the line number and key of each of its
+/// documents, to report what became of them when it is committed.
+struct Batched<'a, 's> {
+    batch: Box<dyn Batch + 's>,
+    lines: Vec<(u64, String)>,
+    imported: &'a mut u64,
+    skipped: &'a mut Vec<String>,
+}
+
+impl Batched<'_, '_> {
+    fn add(&mut self, number: u64, key: &Key, source: &Source) -> Result<()> {
+        if !self.batch.room_for(key) {
+            self.commit()?;
+        }
+        self.batch
+            .add(key, &mut source.reader())
+            .with_context(|| format!("line {number}"))?;
+        self.lines.push((number, key.as_str().to_string()));
+        Ok(())
+    }
+
+    /// Commits the batch: counts what was written and skipped, and fails
+    /// with what stopped it, naming its line.
+    fn commit(&mut self) -> Result<()> {
+        let committed = self.batch.commit();
+        let lines = std::mem::take(&mut self.lines);
+        for (outcome, (_, key)) in committed.outcomes.into_iter().zip(&lines) {
+            match outcome {
+                Ok(_) => *self.imported += 1,
+                Err(_) => self.skipped.push(key.clone()),
+            }
+        }
+        match committed.failure {
+            None => Ok(()),
+            Some((Some(index), e)) => Err(e.context(format!("line {}", lines[index].0))),
+            Some((None, e)) => Err(e.context(format!(
+                "lines {} to {}",
+                lines.first().map_or(0, |line| line.0),
+                lines.last().map_or(0, |line| line.0)
+            ))),
+        }
+    }
+}
+
+fn read_lines(mut input: Box<dyn BufRead + '_>, batch: &mut Batched) -> Result<()> {
     let max_line = max_line();
     let mut buf = Vec::new();
     for number in 1.. {
@@ -161,14 +218,7 @@ fn import_lines(
                 .into());
             }
         }
-        let put = store.put(&key, &mut source.reader(), precondition);
-        match put {
-            Ok(_) => *imported += 1,
-            Err(e) if matches!(e.downcast_ref(), Some(Error::PreconditionFailed { .. })) => {
-                skipped.push(line.key);
-            }
-            Err(e) => return Err(e.context(format!("line {number}"))),
-        }
+        batch.add(number, &key, &source)?;
     }
     unreachable!("the line counter is unbounded")
 }

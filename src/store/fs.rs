@@ -20,10 +20,12 @@
 //! plants can send a create, rename or delete outside the store. Only
 //! regular files are opened as documents and lock files, without blocking.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,7 +38,7 @@ use crate::document::{self, CopyError};
 use crate::error::Error;
 use crate::faults::{self, Pause, Point};
 use crate::key::Key;
-use crate::store::{Details, Entry, Precondition, Store, Unreadable, Waiter};
+use crate::store::{Batch, Committed, Details, Entry, Precondition, Store, Unreadable, Waiter};
 
 mod watch;
 
@@ -220,6 +222,11 @@ impl FsStore {
         let tmp_path = self.internal_path("tmp");
         let internal = self.internal(dirs)?;
         let dir = self.sub_dir(dirs, internal.as_fd(), "tmp", &tmp_path)?;
+        self.create_temp_in(Rc::new(dir), &tmp_path)
+    }
+
+    /// `create_temp` in the `tmp` directory already opened as `dir`.
+    fn create_temp_in(&self, dir: Rc<OwnedFd>, tmp_path: &Path) -> Result<TempFile> {
         let pid = std::process::id();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -272,6 +279,13 @@ impl FsStore {
         key: &Key,
         action: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        let _lock = self.lock(dirs, key)?;
+        action()
+    }
+
+    /// Takes the key's lock (see `with_lock`); it is held until the
+    /// returned file is dropped.
+    fn lock(&self, dirs: &Dirs, key: &Key) -> Result<OwnedFd> {
         let name = format!("{}.lock", key.encoded());
         let locks_path = self.internal_path("locks");
         let path = locks_path.join(&name);
@@ -306,7 +320,7 @@ impl FsStore {
                 match rfs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
                     Ok(()) => {
                         match rfs::statat(&dirs.store, &lock_path, AtFlags::SYMLINK_NOFOLLOW) {
-                            Ok(now) if same_inode(&now, &held) => return action(),
+                            Ok(now) if same_inode(&now, &held) => return Ok(lock),
                             // Removed or replaced: open the lock path again.
                             Ok(_) | Err(Errno::NOENT | Errno::NOTDIR) => break,
                             Err(e) => {
@@ -481,6 +495,25 @@ impl Store for FsStore {
         Ok(copied.etag)
     }
 
+    fn batch<'a>(&'a self, precondition: &Precondition) -> Result<Box<dyn Batch + 'a>> {
+        let dirs = self.open_store(true)?.expect("created when missing");
+        let tmp_path = self.internal_path("tmp");
+        let internal = self.internal(&dirs)?;
+        let tmp = self.sub_dir(&dirs, internal.as_fd(), "tmp", &tmp_path)?;
+        Ok(Box::new(FsBatch {
+            store: self,
+            dirs,
+            tmp: Rc::new(tmp),
+            tmp_path,
+            precondition: precondition.clone(),
+            max_docs: batch_docs(),
+            pending: Vec::new(),
+            keys: BTreeSet::new(),
+            bytes: 0,
+            swept: false,
+        }))
+    }
+
     fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()> {
         let Some(dirs) = self.open_store(false)? else {
             return precondition.check(key, None).map_err(Into::into);
@@ -603,6 +636,240 @@ impl FsStore {
             size: stat.st_size as u64,
             modified,
         }))
+    }
+}
+
+/// At most this many documents are committed together; fewer when the
+/// limit on open files is low (a pending document holds its temporary file,
+/// maybe the current document from its look, and at commit its lock).
+const BATCH_DOCS: usize = 256;
+/// A batch is committed once its documents reach this many bytes: that
+/// bounds the unsynced data one commit flushes, and how long it holds
+/// the batch's locks. (Memory does not grow with it: each document is in
+/// its temporary file, not in memory.)
+const BATCH_BYTES: u64 = 16 << 20;
+
+/// `BATCH_DOCS`, or what fits in a third of the open files left over.
+fn batch_docs() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1;
+    }
+    let spare = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    (spare.saturating_sub(64) / 3).clamp(1, BATCH_DOCS)
+}
+
+/// Documents written with one sync pass and one directory fsync (group
+/// commit, for `import`). Each is streamed into its own temporary file and
+/// looked at when it is added, exactly as `put` does. `commit` then:
+///
+/// 1. fsyncs every temporary file (write-back started on all of them
+///    first, so the file system can commit them together);
+/// 2. takes the batch's key locks in key order (two batches never wait
+///    for each other in a cycle) and holds them all;
+/// 3. in the order the documents were added: checks the precondition
+///    under the lock (`confirm`, the re-hash rule), renames;
+/// 4. fsyncs the store directory once, then releases the locks.
+///
+/// So each rename is of a synced file, under its key's lock, after its
+/// precondition held; a crash leaves each key old or new; and no writer
+/// builds on a document of the batch before it is durable.
+struct FsBatch<'a> {
+    store: &'a FsStore,
+    dirs: Dirs,
+    tmp: Rc<OwnedFd>,
+    tmp_path: PathBuf,
+    precondition: Precondition,
+    max_docs: usize,
+    pending: Vec<Pending>,
+    keys: BTreeSet<Key>,
+    bytes: u64,
+    /// Stale temporary files are swept once a batch, after its first commit.
+    swept: bool,
+}
+
+/// A document of a batch: in its temporary file, to be synced and
+/// renamed; or refused by the look (its temporary file already removed).
+struct Pending {
+    key: Key,
+    doc: Result<Ready, Error>,
+}
+
+struct Ready {
+    temp: TempFile,
+    etag: String,
+    seen: Option<Seen>,
+}
+
+impl Batch for FsBatch<'_> {
+    fn room_for(&self, key: &Key) -> bool {
+        self.pending.len() < self.max_docs && self.bytes < BATCH_BYTES && !self.keys.contains(key)
+    }
+
+    fn add(&mut self, key: &Key, input: &mut dyn Read) -> Result<()> {
+        let store = self.store;
+        let mut temp = store.create_temp_in(self.tmp.clone(), &self.tmp_path)?;
+        let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
+        let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
+        let seen = match &self.precondition {
+            Precondition::Any => Ok(None),
+            precondition => match store.look(&self.dirs, key, precondition) {
+                Ok(seen) => Ok(Some(seen)),
+                Err(e) => Err(refused(e)?),
+            },
+        };
+        self.bytes += copied.len;
+        self.keys.insert(key.clone());
+        self.pending.push(Pending {
+            key: key.clone(),
+            doc: seen.map(|seen| Ready {
+                temp,
+                etag: copied.etag,
+                seen,
+            }),
+        });
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Committed {
+        let pending = std::mem::take(&mut self.pending);
+        self.keys.clear();
+        self.bytes = 0;
+        let committed = self.commit_pending(pending);
+        if !self.swept {
+            self.swept = true;
+            remove_stale_temps(&self.tmp);
+        }
+        committed
+    }
+}
+
+impl FsBatch<'_> {
+    fn commit_pending(&self, mut pending: Vec<Pending>) -> Committed {
+        let (store, dirs) = (self.store, &self.dirs);
+        let mut done = Committed::default();
+        if pending.is_empty() {
+            return done;
+        }
+        if !faults::skip_fsync() {
+            // Write-back of every file first: the fsyncs that follow then
+            // mostly wait for one journal commit instead of making one each.
+            #[cfg(target_os = "linux")]
+            for doc in pending.iter_mut().filter_map(|p| p.doc.as_mut().ok()) {
+                // SAFETY: a hint on an open file descriptor; no memory is passed.
+                unsafe {
+                    libc::sync_file_range(
+                        std::os::fd::AsRawFd::as_raw_fd(doc.temp.file()),
+                        0,
+                        0,
+                        libc::SYNC_FILE_RANGE_WRITE,
+                    );
+                }
+            }
+            for (index, pending) in pending.iter_mut().enumerate() {
+                let Ok(doc) = &mut pending.doc else {
+                    continue;
+                };
+                let synced = faults::check(Point::Fsync)
+                    .and_then(|()| doc.temp.file().sync_all())
+                    .with_context(|| format!("cannot sync '{}'", doc.temp.path.display()));
+                if let Err(e) = synced {
+                    done.failure = Some((Some(index), e));
+                    return done;
+                }
+            }
+        }
+        // Locks in key order, all held until the directory is synced.
+        let mut order: Vec<usize> = (0..pending.len())
+            .filter(|&index| pending[index].doc.is_ok())
+            .collect();
+        order.sort_by(|&a, &b| pending[a].key.cmp(&pending[b].key));
+        let mut locks = Vec::with_capacity(order.len());
+        for index in order {
+            match store.lock(dirs, &pending[index].key) {
+                Ok(lock) => locks.push(lock),
+                Err(e) => {
+                    done.failure = Some((Some(index), e));
+                    return done;
+                }
+            }
+        }
+        let mut renamed = false;
+        for (index, pending) in pending.into_iter().enumerate() {
+            let mut doc = match pending.doc {
+                Ok(doc) => doc,
+                Err(refused) => {
+                    done.outcomes.push(Err(refused));
+                    continue;
+                }
+            };
+            match store.replace(dirs, &pending.key, &mut doc, &self.precondition) {
+                Ok(()) => {
+                    renamed = true;
+                    done.outcomes.push(Ok(doc.etag));
+                }
+                Err(e) => match refused(e) {
+                    Ok(refused) => done.outcomes.push(Err(refused)),
+                    Err(e) => {
+                        done.failure = Some((Some(index), e));
+                        break;
+                    }
+                },
+            }
+        }
+        if renamed {
+            if let Err(e) = store.sync_dir(dirs) {
+                // Readers may already see them: they are not rolled back,
+                // but none counts as written.
+                done.outcomes.clear();
+                let e = e.context(
+                    "the batch's documents were replaced, but may not survive a power loss",
+                );
+                done.failure = Some((None, e));
+            }
+        }
+        drop(locks);
+        done
+    }
+}
+
+impl FsStore {
+    /// Under the key's lock: checks the precondition of a batch's document
+    /// against the current one, and renames it into place.
+    fn replace(
+        &self,
+        dirs: &Dirs,
+        key: &Key,
+        doc: &mut Ready,
+        precondition: &Precondition,
+    ) -> Result<()> {
+        let path = self.document_path(key);
+        let replaced = match doc.seen.take() {
+            Some(seen) => {
+                let current = self.confirm(dirs, key, seen)?;
+                precondition.check(key, current.as_ref().map(|(etag, _)| etag.as_str()))?;
+                current.map(|(_, stat)| stat)
+            }
+            None => current_stat(dirs, key, &path).unwrap_or(None),
+        };
+        set_mode(doc.temp.file(), replaced.as_ref())
+            .with_context(|| format!("cannot set the mode of '{}'", doc.temp.path.display()))?;
+        faults::pause(Pause::Locked);
+        doc.temp.persist(dirs, &key.file_name(), &path)
+    }
+}
+
+/// A failed precondition as the error it is (`Ok`), or any other error
+/// as it was (`Err`).
+fn refused(error: anyhow::Error) -> Result<Error> {
+    if matches!(error.downcast_ref(), Some(Error::PreconditionFailed { .. })) {
+        Ok(error.downcast::<Error>().expect("just matched"))
+    } else {
+        Err(error)
     }
 }
 
@@ -917,7 +1184,7 @@ fn copy_error(error: CopyError, path: &Path) -> anyhow::Error {
 /// A temporary file, locked while open, that is removed unless it is
 /// renamed into place. Everything is relative to the `tmp` handle.
 struct TempFile {
-    dir: OwnedFd,
+    dir: Rc<OwnedFd>,
     name: String,
     path: PathBuf,
     file: Option<File>,

@@ -166,6 +166,18 @@ pub trait Store {
     /// otherwise) before anything changes. Returns the new ETag.
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String>;
 
+    /// A group of writes, each under `precondition`, made durable together
+    /// (`import`). The default writes each document as `put` does when it is
+    /// added; the directory store commits a batch with one sync pass and one
+    /// directory fsync.
+    fn batch<'a>(&'a self, precondition: &Precondition) -> Result<Box<dyn Batch + 'a>> {
+        Ok(Box::new(OneByOne {
+            store: self,
+            precondition: precondition.clone(),
+            done: Committed::default(),
+        }))
+    }
+
     /// Deletes the document if `precondition` holds, atomically.
     fn delete(&self, key: &Key, precondition: &Precondition) -> Result<()>;
 
@@ -202,6 +214,70 @@ pub trait Store {
     /// The default polls.
     fn watch(&self, _key: &Key) -> Result<Box<dyn Waiter>> {
         Ok(Box::new(Poller::new()))
+    }
+}
+
+/// Documents written as a group: added one by one (each streamed in as it
+/// is added), then committed. Each document stays atomic: a crash leaves
+/// every key of the batch old or new. Committed documents are durable.
+pub trait Batch {
+    /// Whether `key` can join the batch, or it must be committed first (it
+    /// is full, or already holds `key`: a key is written once a batch).
+    fn room_for(&self, key: &Key) -> bool;
+
+    /// Streams one document in. An error here concerns this document only
+    /// (the ones added before it are written by `commit`); nothing of it
+    /// was stored.
+    fn add(&mut self, key: &Key, input: &mut dyn Read) -> Result<()>;
+
+    /// Writes the documents added since the last commit, each if the
+    /// precondition holds, and makes them durable.
+    fn commit(&mut self) -> Committed;
+}
+
+/// What a commit did, in the order the documents were added.
+#[derive(Default)]
+pub struct Committed {
+    /// The documents handled, from the first: each one's new ETag, or the
+    /// failed precondition that left it as it was. The rest were not
+    /// written.
+    pub outcomes: Vec<Result<String, Error>>,
+    /// What stopped the commit: the index of the document it concerns
+    /// (`None`: the whole batch, e.g. its directory fsync failed; then
+    /// `outcomes` is empty though its documents may be visible), and the
+    /// error.
+    pub failure: Option<(Option<usize>, anyhow::Error)>,
+}
+
+/// The default `Batch`: each document is written by `put` when it is added.
+struct OneByOne<'a, S: Store + ?Sized> {
+    store: &'a S,
+    precondition: Precondition,
+    done: Committed,
+}
+
+/// How many outcomes `OneByOne` keeps before it asks to be committed.
+const ONE_BY_ONE_OUTCOMES: usize = 256;
+
+impl<S: Store + ?Sized> Batch for OneByOne<'_, S> {
+    fn room_for(&self, _key: &Key) -> bool {
+        self.done.outcomes.len() < ONE_BY_ONE_OUTCOMES
+    }
+
+    fn add(&mut self, key: &Key, input: &mut dyn Read) -> Result<()> {
+        match self.store.put(key, input, &self.precondition) {
+            Ok(etag) => self.done.outcomes.push(Ok(etag)),
+            Err(e) if matches!(e.downcast_ref(), Some(Error::PreconditionFailed { .. })) => {
+                let refused = e.downcast::<Error>().expect("just matched");
+                self.done.outcomes.push(Err(refused));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Committed {
+        std::mem::take(&mut self.done)
     }
 }
 

@@ -26,6 +26,8 @@ mod faults;
 mod failures;
 // Hostile input, one table: documented exit codes, nothing changed or created outside.
 mod hostile;
+// import's group commit: SIGKILL mid-import, a concurrent set --etag, locks held to the fsync, faults.
+mod import_batch;
 // Input documents: exit 6 for anything but one JSON value, byte-for-byte storage.
 mod input;
 // Keys: awkward keys stay inside the store, invalid keys exit 2.

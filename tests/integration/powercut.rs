@@ -732,3 +732,87 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// `import --overwrite` of 600 documents (three batches: 300 keys that
+/// hold an old document on disk, 300 new ones) exits 0, then the power is
+/// cut at once. Returns how many keys lack their new document after the
+/// remount; `None` where the test cannot run.
+fn import_power_cut(skip_fsync: bool) -> Option<usize> {
+    let image = if running_as_root() {
+        Image::new(IMAGE_SIZE)
+    } else {
+        Err("not running as root".into())
+    };
+    let mut image = match image {
+        Ok(image) => image,
+        Err(reason) => {
+            require_with(
+                false,
+                &format!("import power cut: {reason}"),
+                &["ETAGSTORE_REQUIRE_POWERCUT"],
+            );
+            return None;
+        }
+    };
+    let store = image.mnt.join("store");
+    let lines = |from: usize, to: usize, tag: &str| -> Vec<u8> {
+        (from..to)
+            .map(|i| format!("{{\"key\":\"k{i:04}\",\"value\":{{\"i\":{i},\"v\":\"{tag}\"}}}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let import = |input: Vec<u8>, skip: bool| {
+        let mut cmd = Command::new(TestStore::bin());
+        cmd.arg("--store")
+            .arg(&store)
+            .args(["import", "--overwrite"])
+            .env_remove("ETAGSTORE_SKIP_FSYNC")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if skip {
+            cmd.env("ETAGSTORE_SKIP_FSYNC", "1");
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    import(lines(0, 300, "old"), false);
+    image.sync();
+    import(lines(0, 600, "new"), skip_fsync);
+    image.cut_power();
+    image.unmount();
+    image.mount().expect("the image mounts again after the cut");
+    let lost = (0..600)
+        .filter(|i| {
+            let found = fs::read(store.join(format!("k{i:04}.json"))).ok();
+            let new = format!("{{\"i\":{i},\"v\":\"new\"}}");
+            found.as_deref() != Some(new.as_bytes())
+        })
+        .count();
+    Some(lost)
+}
+
+#[test]
+fn every_document_of_an_import_that_exited_0_survives_a_power_cut() {
+    if let Some(lost) = import_power_cut(false) {
+        assert_eq!(lost, 0, "{lost} of 600 imported documents were lost");
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn without_fsync_an_import_cut_at_once_loses_documents() {
+    if let Some(lost) = import_power_cut(true) {
+        eprintln!("import control: {lost} of 600 lost");
+        assert!(
+            lost > 0,
+            "the control lost nothing, so the test cannot tell a durable import from a lucky one"
+        );
+    }
+}
