@@ -586,3 +586,48 @@ fn a_connect_timeout_is_exit_1_and_nothing_written() {
     unsafe { libc::close(fd) };
     assert_eq!(stored(&env, "new"), None);
 }
+
+/// The same late write, with one retry left: the retry is refused (412)
+/// because the first write landed meanwhile. That is not "gave up" (exit
+/// 3, which a script would answer by adding 1 again): edit looks once
+/// more, finds its own first write, and succeeds.
+#[test]
+fn edit_out_of_retries_after_a_late_write_finds_it_instead_of_giving_up() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    env.put("k", OLD);
+    let proxy = proxy_for(Fault::Late);
+    let out = through(&env, &proxy.url())
+        .args(["edit", "k", "--jq", ".n += 1", "--retries", "1"])
+        .output()
+        .unwrap();
+    let now = stored(&env, "k").unwrap();
+    let value: serde_json::Value = serde_json::from_str(&now).unwrap();
+    assert_eq!(value["n"], 2, "{now}: {out:?}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        line(&md5_hex(now.as_bytes()))
+    );
+}
+
+/// A write whose answer was lost, seen not to have landed yet, with no
+/// retry left: it may still land, so the answer is exit 8 naming its ETag,
+/// never "nothing was written".
+#[test]
+fn edit_with_no_retry_left_after_a_lost_answer_is_exit_8() {
+    let Some(env) = TestStore::azurite() else {
+        return;
+    };
+    env.put("k", OLD);
+    let proxy = proxy_for(Fault::Late);
+    through(&env, &proxy.url())
+        .args(["edit", "k", "--jq", ".n += 1", "--retries", "0"])
+        .assert()
+        .code(8)
+        .stdout("")
+        .stderr(one_error_line())
+        .stderr(predicate::str::contains(md5_hex(b"{\n  \"n\": 2\n}\n")))
+        .stderr(predicate::str::contains("nothing was written").not());
+}
