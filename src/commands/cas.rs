@@ -11,7 +11,7 @@ use std::io::Read;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::backoff::Backoff;
 use crate::document;
@@ -140,10 +140,18 @@ pub fn retry(
                 thread::sleep(backoff.next_pause());
             }
             Err(e) if is_conflict(&e) => {
+                // A doubtful write may be what refused this one: look once
+                // more, or a script answering exit 3 applies it twice.
+                if in_doubt.is_open() {
+                    let current = read(store, key, how.default, how.limit, &missing)?;
+                    if let Some(landed) = in_doubt.settle(key, &current, how.command)? {
+                        return Ok(landed);
+                    }
+                }
                 return Err(e.context(format!(
                     "{} gave up after {} retries",
                     how.command, how.retries
-                )))
+                )));
             }
             // The answer was lost: look whether the write landed.
             Err(e) => match outcome_unknown(&e) {
@@ -155,14 +163,19 @@ pub fn retry(
                         retries_left -= 1;
                         thread::sleep(backoff.next_pause());
                     }
+                    // Not landed when looked at, but it still may: exit 8.
                     Landed::No => {
-                        return Err(anyhow!(
-                            "{e:#}; the key still has the ETag {} read, so nothing was \
-                             written; {} gave up after {} retries",
-                            how.command,
-                            how.command,
-                            how.retries
-                        ))
+                        return Err(Error::OutcomeUnknown {
+                            key: key.as_str().to_string(),
+                            etag: tried,
+                            detail: format!(
+                                "the write's answer was lost and the key still had the ETag {} \
+                                 read when it looked, but the write may land later; {} gave up \
+                                 after {} retries",
+                                how.command, how.command, how.retries
+                            ),
+                        }
+                        .into())
                     }
                     Landed::Unknown => return Err(e),
                 },
@@ -195,6 +208,11 @@ pub struct InDoubt {
 }
 
 impl InDoubt {
+    /// Whether a write's outcome is still unknown.
+    pub fn is_open(&self) -> bool {
+        self.base.is_some()
+    }
+
     pub fn add(&mut self, base: &Current, tried: String) {
         self.base = Some(if base.exists {
             base.etag.clone()
