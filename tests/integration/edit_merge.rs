@@ -389,3 +389,25 @@ fn a_delete_while_editing_is_a_conflict_and_the_resolution_creates_the_key_again
         serde_json::json!({".": {"base": {"n": 1}, "yours": {"n": 2}}})
     );
 }
+
+/// `edit --if` with an editor: a concurrent write that makes the predicate
+/// false is not merged into: the person's change is kept, nothing written.
+#[test]
+fn a_concurrent_write_that_makes_the_if_predicate_false_is_not_merged_into() {
+    let env = TestStore::new();
+    env.put("k", r#"{"status": "draft", "text": "a"}"#);
+    let theirs = r#"{"status": "published", "text": "a"}"#;
+    let editor = editor(&env, theirs, r#"{"status": "draft", "text": "b"}"#, "");
+    let out = at_terminal(&env)
+        .args(["edit", "k", "--if", ".status == \"draft\""])
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("condition failed"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(stored(&env, "k"), theirs);
+    let kept = fs::read_to_string(kept_path(&stderr)).unwrap();
+    assert!(kept.contains("\"b\""), "{kept}");
+}
