@@ -53,7 +53,14 @@ pub fn run(args: &EditArgs, store: &dyn Store, out: &mut dyn Write) -> Result<()
         if let Some(condition) = &condition {
             condition.check(&key, &current)?;
         }
-        let etag = edit_in_editor(store, &key, &current, &terminal, args.retries)?;
+        let etag = edit_in_editor(
+            store,
+            &key,
+            &current,
+            &terminal,
+            args.retries,
+            condition.as_ref(),
+        )?;
         writeln!(out, "{etag}")?;
         return Ok(());
     }
@@ -448,6 +455,7 @@ fn edit_in_editor(
     current: &Current,
     terminal: &File,
     retries: u32,
+    condition: Option<&Condition>,
 ) -> Result<String> {
     let path = edit_file(key, &current.bytes)?;
     let editor = run_editor(&path, terminal);
@@ -481,6 +489,7 @@ fn edit_in_editor(
                 key,
                 path: &path,
                 terminal,
+                condition,
                 style: merge::Style::of(&edited),
                 merged_in: Vec::new(),
             };
@@ -504,6 +513,8 @@ struct Merging<'a> {
     /// it is kept.
     path: &'a Path,
     terminal: &'a File,
+    /// `--if`: checked on every version merged into, as on every retry.
+    condition: Option<&'a Condition>,
     /// The layout of the person's change, which the merged document keeps.
     style: merge::Style,
     /// The concurrent changes merged in so far, for the final note.
@@ -535,6 +546,16 @@ impl Merging<'_> {
             };
             let theirs_etag = theirs.as_ref().map_or("", |theirs| theirs.etag.as_str());
             last_etag = theirs_etag.to_string();
+            if let Some(condition) = self.condition {
+                let missing = Current {
+                    bytes: Vec::new(),
+                    etag: String::new(),
+                    exists: false,
+                };
+                if let Err(e) = condition.check(self.key, theirs.as_ref().unwrap_or(&missing)) {
+                    return Err(self.keep(&mine, e, theirs_etag));
+                }
+            }
             let theirs_value = match theirs
                 .as_ref()
                 .map(|theirs| merge::parse(&theirs.bytes))
