@@ -52,14 +52,28 @@ pub fn create_bucket(port: u16) -> String {
     name
 }
 
+/// Writes an object the way another tool would: one PutObject, no
+/// etagstore metadata. (moto checks no signature, so a bare PUT does it.)
+pub fn put_object(port: u16, bucket: &str, name: &str, body: &[u8]) {
+    let status = request_with(port, "PUT", &format!("/{bucket}/{name}"), body)
+        .expect("the S3 server answers");
+    assert!(status.contains(" 200 "), "put object: {status}");
+}
+
 fn request(port: u16, method: &str, target: &str) -> std::io::Result<String> {
+    request_with(port, method, target, b"")
+}
+
+fn request_with(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
