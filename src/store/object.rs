@@ -5,13 +5,15 @@
 //! wording and, where it has one, a better listing.
 //!
 //! The ETag users see is the MD5 of the bytes, as on the file store. The
-//! service's own ETag (an opaque version) stays inside: a write with
-//! `--etag E` reads the object (GET: the bytes and the service ETag of that
-//! one version), hashes the bytes, compares with `E`, then writes with
-//! `If-Match: <service ETag>`, so nothing can land in between. Nothing a
-//! client can set (the `etagstore_md5` metadata etagstore still writes,
-//! `Content-MD5`, an S3 ETag copied or made by a multipart upload) decides
-//! a precondition.
+//! service's own ETag (a version) stays inside: a write with `--etag E`
+//! learns the MD5 of one version, compares it with `E`, then writes with
+//! `If-Match: <service ETag of that version>`, so nothing can land in
+//! between. The MD5 comes from hashing the bytes of a GET, or, where the
+//! service vouches for it, from a HEAD (S3: its own ETag, which no client
+//! can set, equal to the MD5 etagstore recorded; docs/s3.md). Nothing a
+//! client can set alone (the `etagstore_md5` metadata, `Content-MD5`)
+//! decides a precondition: on Azure both can be carried stale onto new
+//! bytes by ordinary SDK code (docs/azure.md), so there it is always a GET.
 //!
 //! object_store does the requests, credentials and retries. It runs on a
 //! current-thread tokio runtime that exists only in this store, so the file
@@ -82,6 +84,20 @@ pub trait Backend: Send + Sync {
         path: &'a BlobPath,
         service_etag: &'a str,
     ) -> BoxFuture<'a, Result<Deleted>>;
+
+    /// The MD5 of the bytes of the version a HEAD describes, when the
+    /// service itself vouches for it: its ETag, which no client can set,
+    /// is known to be that MD5 (`recorded` is the `etagstore_md5` metadata
+    /// of the same answer). `None`: the bytes must be read and hashed.
+    fn proven_md5(&self, _service_etag: &str, _recorded: Option<&str>) -> Option<String> {
+        None
+    }
+
+    /// Whether `proven_md5` can ever answer: then a conditional write
+    /// sends a HEAD first and reads the bytes only if it proves nothing.
+    fn heads_can_prove_md5(&self) -> bool {
+        false
+    }
 
     /// The names of the objects that start with `name_prefix`, if the
     /// backend lists them itself; `None`: object_store's listing of the
@@ -224,7 +240,8 @@ pub struct Objects {
 /// One version of an object, as a read found it.
 struct Current {
     path: BlobPath,
-    /// The MD5 of the bytes of exactly this version; `None` after a HEAD.
+    /// The MD5 of the bytes of exactly this version; `None` after a HEAD
+    /// the service does not vouch for (`Backend::proven_md5`).
     md5: Option<String>,
     service_etag: String,
     size: u64,
@@ -234,8 +251,8 @@ struct Current {
 }
 
 impl Current {
-    /// The ETag for a precondition check: the MD5 of the bytes (a HEAD,
-    /// which has none, only answers "exists").
+    /// The ETag for a precondition check: the MD5 of the bytes (a HEAD
+    /// without one only answers "exists").
     fn etag(&self) -> &str {
         self.md5.as_deref().unwrap_or_default()
     }
@@ -288,8 +305,15 @@ impl Objects {
     }
 
     /// The object now, `None` if it does not exist (and the container does).
+    /// With `hash`, the MD5 of its bytes: from a HEAD where the service
+    /// vouches for it (`Backend::proven_md5`), else from a GET.
     async fn current(&self, path: &BlobPath, hash: bool) -> Result<Option<Current>> {
-        match self.version(path, hash).await? {
+        let head_first = hash && self.backend.heads_can_prove_md5();
+        let found = match self.version(path, !head_first && hash).await? {
+            Some(current) if hash && current.md5.is_none() => self.version(path, true).await?,
+            found => found,
+        };
+        match found {
             Some(current) => Ok(Some(current)),
             None => self.not_found().await,
         }
@@ -297,7 +321,8 @@ impl Objects {
 
     /// One version of the object, `None` on a 404. With `hash`, one GET
     /// whose bytes are hashed: the MD5 of exactly the version the service
-    /// ETag names. Without, a HEAD (service ETag, metadata and headers only).
+    /// ETag names. Without, a HEAD (service ETag, metadata and headers, and
+    /// the MD5 only if the service vouches for it).
     async fn version(&self, path: &BlobPath, hash: bool) -> Result<Option<Current>> {
         let options = GetOptions {
             head: !hash,
@@ -320,7 +345,16 @@ impl Objects {
             modified: meta.last_modified.into(),
             attributes: result.attributes.clone(),
         };
-        if hash {
+        if !hash {
+            let recorded = current
+                .attributes
+                .iter()
+                .find(|(name, _)| {
+                    matches!(name, Attribute::Metadata(name) if name.eq_ignore_ascii_case(MD5_METADATA))
+                })
+                .map(|(_, value)| value.as_ref());
+            current.md5 = self.backend.proven_md5(&current.service_etag, recorded);
+        } else {
             let mut stream = result.into_stream();
             let mut md5 = Md5::new();
             while let Some(chunk) = stream.next().await {

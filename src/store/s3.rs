@@ -2,8 +2,10 @@
 //! `AWS_ENDPOINT_URL`): one object per document, on the object-store layer
 //! (object.rs), which decides every precondition by the MD5 of the bytes
 //! of the exact version it conditions on. S3's own ETag is that MD5 only
-//! for a single-part upload without SSE-KMS, so it is never taken for one:
-//! it is only the version a write or delete is conditioned on.
+//! for a single-part upload without SSE-KMS, so it is taken for one only
+//! where it equals the MD5 etagstore recorded with the document
+//! (`proven_md5`): then a conditional write needs a HEAD, not a GET.
+//! Otherwise it is only the version a write or delete is conditioned on.
 //!
 //! What is S3's own: the address (`s3://BUCKET[/PREFIX]`), the builder
 //! (object_store's `AmazonS3Builder::from_env()`, with conditional puts as
@@ -189,6 +191,24 @@ impl Backend for S3 {
         service_etag: &'a str,
     ) -> BoxFuture<'a, Result<Deleted>> {
         Box::pin(self.delete_if_match(path, service_etag))
+    }
+
+    /// S3's ETag when it equals the MD5 etagstore recorded with the
+    /// document. S3 makes its ETag itself (no client can set it): the MD5
+    /// of the bytes for a single-part upload without SSE-KMS or SSE-C, a
+    /// value with `-N` for a multipart one, an opaque one when encrypted.
+    /// So an ETag that is 32 hex digits and equal to the recorded MD5 is
+    /// the MD5 of the bytes (an opaque ETag equal to an MD5 by chance:
+    /// 2^-128); stale metadata on new bytes never equals the new ETag.
+    fn proven_md5(&self, service_etag: &str, recorded: Option<&str>) -> Option<String> {
+        let etag = service_etag.trim_matches('"');
+        let recorded = recorded?;
+        (crate::store::is_etag(etag) && etag.eq_ignore_ascii_case(recorded))
+            .then(|| etag.to_ascii_lowercase())
+    }
+
+    fn heads_can_prove_md5(&self) -> bool {
+        true
     }
 }
 

@@ -63,3 +63,5 @@ mod s3;
 mod error_format;
 // set --or-same and delete --or-missing on every backend, and repeated after exit 8 on Azure.
 mod or_same;
+// Requests per command on Azure and S3, counted by a recording proxy in front of Azurite and moto.
+mod requests;

@@ -52,14 +52,28 @@ pub fn create_bucket(port: u16) -> String {
     name
 }
 
+/// Writes an object the way another tool would: one PutObject, no
+/// etagstore metadata. (moto checks no signature, so a bare PUT does it.)
+pub fn put_object(port: u16, bucket: &str, name: &str, body: &[u8]) {
+    let status = request_with(port, "PUT", &format!("/{bucket}/{name}"), body)
+        .expect("the S3 server answers");
+    assert!(status.contains(" 200 "), "put object: {status}");
+}
+
 fn request(port: u16, method: &str, target: &str) -> std::io::Result<String> {
+    request_with(port, method, target, b"")
+}
+
+fn request_with(port: u16, method: &str, target: &str, body: &[u8]) -> std::io::Result<String> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
@@ -360,6 +374,56 @@ fn metadata_copied_from_an_older_version_never_lets_a_stale_etag_pass() {
         .assert()
         .success()
         .stdout(line(&md5_hex(b"{\"v\": 3}")));
+}
+
+/// `set --etag E` learns the MD5 from a HEAD (S3's ETag equals the
+/// recorded MD5), then another client replaces the document, copying the
+/// old metadata along, before the PUT is sent: the PUT's If-Match on the
+/// HEAD's version fails, the look after it (a HEAD that now proves
+/// nothing, then a GET) finds the new bytes, and the command exits 3
+/// naming their ETag. The other client's document stays.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_write_between_the_head_and_the_put_is_never_overwritten() {
+    let Some(env) = TestStore::s3() else {
+        return;
+    };
+    let Some(python) = python() else {
+        return;
+    };
+    let e1 = env.put("k", "{\"v\": 1}");
+    let pause = Pause::new(env.root(), "BEFORE_SEND");
+    let mut cmd = env.process();
+    cmd.args(["set", "k", "{\"v\": 3}", "--etag", &e1])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    pause.arm(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    pause.wait_for(&mut child);
+    let v2 = "{\"v\": 2, \"by\": \"boto3\"}";
+    let copied = boto3(
+        &env,
+        &python,
+        "old = s3.head_object(Bucket=bucket, Key='k.json')\n\
+         s3.put_object(Bucket=bucket, Key='k.json', Body=sys.argv[1].encode(), \
+         Metadata=old['Metadata'], ContentType=old['ContentType'])\n\
+         print(s3.head_object(Bucket=bucket, Key='k.json')['Metadata'].get('etagstore_md5'))\n",
+        &[v2],
+    );
+    assert_eq!(copied.trim(), e1);
+    pause.release();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let e2 = md5_hex(v2.as_bytes());
+    assert!(
+        stderr.contains(&format!("the current ETag is \"{e2}\"")),
+        "{stderr}"
+    );
+    env.cmd().args(["get", "k"]).assert().success().stdout(v2);
 }
 
 /// A missing bucket and a bad URL: exit 1 naming the bucket, exit 2.
