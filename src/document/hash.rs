@@ -1,9 +1,15 @@
 //! The ETag: MD5 of the document's bytes, in lower-case hex; for big
 //! inputs, computed on a second thread beside the JSON check.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use md5::{Digest, Md5};
+
+use super::CHUNK;
 
 /// Lower-case hex of an MD5 digest.
 pub fn hex(digest: &[u8]) -> String {
@@ -21,10 +27,39 @@ pub fn etag_of(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
 
+/// The ETag of an open file's bytes from its start, read with `pread`
+/// (the file's offset is neither used nor moved, so the file can be shared
+/// by reference, with a thread too).
+pub fn etag_of_file(file: &File) -> io::Result<String> {
+    etag_of_file_unless(file, &AtomicBool::new(false))
+}
+
+/// `etag_of_file`, given up (with an error) once `cancelled` is set: a
+/// hash on a thread whose result is no longer wanted ends within a chunk.
+pub fn etag_of_file_unless(file: &File, cancelled: &AtomicBool) -> io::Result<String> {
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(io::Error::other("cancelled"));
+        }
+        let n = match file.read_at(&mut buf, offset) {
+            Ok(0) => return Ok(hex(&md5.finalize())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        md5.update(&buf[..n]);
+        offset += n as u64;
+    }
+}
+
 /// Past this many bytes, MD5 runs on a second thread, beside the JSON
 /// check: a big document then costs the slower of the two, not their sum.
-/// Small documents never pay for the thread.
-pub(super) const HASH_THREAD_AFTER: u64 = 4 * 1024 * 1024;
+/// Small documents never pay for the thread. The directory store hashes
+/// the document a write replaces on a thread past the same size.
+pub const HASH_THREAD_AFTER: u64 = 4 * 1024 * 1024;
 
 /// MD5 in this thread, or, for big inputs, in a helper thread fed with
 /// copies of the chunks (buffers go back and forth, so none is allocated
