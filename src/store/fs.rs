@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,9 @@ const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
 /// costs microseconds, and proves the bytes whatever the file system's
 /// timestamps can tell.
 const REHASH_UP_TO: u64 = 64 << 10;
+/// A big input's temporary file gets its write-back started every this
+/// many bytes, so the fsync at the end waits for the last few MiB only.
+const WRITE_BACK_EVERY: u64 = 8 << 20;
 /// How a document, lock file or temporary file is opened: never through a
 /// symbolic link, never blocking (a FIFO must not hang the command).
 const OPEN: OFlags = OFlags::RDONLY
@@ -507,7 +510,11 @@ impl Store for FsStore {
         let dirs = self.open_store(true)?.expect("created when missing");
         let mut temp = self.create_temp(&dirs)?;
         let mut stream = || {
-            let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
+            let fd = temp.file().as_raw_fd();
+            let copied = document::copy_validated(
+                input,
+                &mut WriteBack::new(faults::writer(temp.file()), fd),
+            );
             let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
             if !faults::skip_fsync() {
                 faults::check(Point::Fsync)
@@ -767,7 +774,9 @@ impl Batch for FsBatch<'_> {
     fn add(&mut self, key: &Key, input: &mut dyn Read) -> Result<()> {
         let store = self.store;
         let mut temp = store.create_temp_in(self.tmp.clone(), &self.tmp_path)?;
-        let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
+        let fd = temp.file().as_raw_fd();
+        let copied =
+            document::copy_validated(input, &mut WriteBack::new(faults::writer(temp.file()), fd));
         let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
         let seen = match &self.precondition {
             Precondition::Any => Ok(None),
@@ -1232,6 +1241,58 @@ fn copy_error(error: CopyError, path: &Path) -> anyhow::Error {
     }
 }
 
+/// A writer into a temporary file that starts the kernel's write-back
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, Linux only) of each
+/// `WRITE_BACK_EVERY` bytes written, without waiting for it: a big
+/// document then reaches the disk while the rest of it is still read, and
+/// the fsync that follows (which alone makes it durable) waits for less.
+struct WriteBack<W> {
+    inner: W,
+    fd: RawFd,
+    written: u64,
+    /// Write-back was started for the bytes before this offset.
+    started: u64,
+}
+
+impl<W: io::Write> WriteBack<W> {
+    fn new(inner: W, fd: RawFd) -> WriteBack<W> {
+        WriteBack {
+            inner,
+            fd,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl<W: io::Write> io::Write for WriteBack<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_BACK_EVERY && !faults::skip_fsync() {
+            #[cfg(target_os = "linux")]
+            // SAFETY: a hint on an open file descriptor; no memory is
+            // passed. An error is ignored: the fsync reports real ones.
+            unsafe {
+                libc::sync_file_range(
+                    self.fd,
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = self.fd;
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A temporary file, locked while open, that is removed unless it is
 /// renamed into place. Everything is relative to the `tmp` handle.
 struct TempFile {
@@ -1379,6 +1440,26 @@ mod tests {
         assert_eq!(crate::error::exit_code(&error), 3);
         assert_eq!(read(&store, &key).unwrap(), v2);
         assert_eq!(fs::read_dir(store.internal_path("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn write_back_starts_every_few_mib_and_passes_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::create(dir.path().join("t")).unwrap();
+        let fd = file.as_raw_fd();
+        let data: Vec<u8> = (0..3 * WRITE_BACK_EVERY + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut writer = WriteBack::new(&mut file, fd);
+        for chunk in data.chunks(document::CHUNK - 7) {
+            io::Write::write_all(&mut writer, chunk).unwrap();
+        }
+        // Started once a step has been written, never for the tail (the fsync's).
+        assert!(writer.started >= 2 * WRITE_BACK_EVERY, "{}", writer.started);
+        assert!(writer.started < writer.written);
+        assert_eq!(writer.written, data.len() as u64);
+        drop(writer);
+        assert_eq!(fs::read(dir.path().join("t")).unwrap(), data);
     }
 
     #[test]
