@@ -48,6 +48,9 @@ const INTERNAL_DIR: &str = ".etagstore";
 /// How old a temporary file must be before a later write may remove it
 /// (and only if no writer holds its lock).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
+/// About one write in this many sweeps the `tmp` directory for stale
+/// temporary files (see `sweep_due`); a power of two.
+const SWEEP_ONE_IN: u64 = 16;
 /// The longest pause between two attempts to take a lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
 /// Documents up to this size are always hashed again under the lock: that
@@ -256,6 +259,7 @@ impl FsStore {
                         name,
                         path,
                         file: Some(File::from(fd)),
+                        sweep_due: sweep_due(pid, nanos, attempt),
                     };
                     rfs::flock(temp.file.as_ref().unwrap(), FlockOperation::LockExclusive)
                         .map_err(io::Error::from)
@@ -552,7 +556,9 @@ impl Store for FsStore {
             self.sync_dir(&dirs)
                 .context("the document was replaced, but may not survive a power loss")
         })?;
-        remove_stale_temps(&temp.dir);
+        if temp.sweep_due {
+            remove_stale_temps(&temp.dir);
+        }
         Ok(copied.etag)
     }
 
@@ -1092,6 +1098,18 @@ fn remove_stale_temps(tmp: &OwnedFd) {
     }
 }
 
+/// Whether the write whose temporary file is `<pid>-<nanos>-<attempt>`
+/// sweeps `tmp` after it succeeds: about one write in `SWEEP_ONE_IN`,
+/// chosen by a hash of its pid and clock (no system call, and writers in
+/// step do not all sweep together), and every write whose first name was
+/// taken (a leftover of an earlier process with the same pid). A sweep
+/// costs an `openat` and a `getdents64` pass over `tmp`; a stale file
+/// only costs disk space, and waits on average `SWEEP_ONE_IN` writes.
+fn sweep_due(pid: u32, nanos: u32, attempt: u32) -> bool {
+    let mixed = (u64::from(nanos) ^ (u64::from(pid) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    attempt > 0 || mixed >> (64 - SWEEP_ONE_IN.trailing_zeros()) == 0
+}
+
 /// The pid in a temporary file's name `<pid>-<9 digits>-<attempt>.json`;
 /// `None` for any other name.
 fn temp_pid(name: &[u8]) -> Option<libc::pid_t> {
@@ -1300,6 +1318,8 @@ struct TempFile {
     name: String,
     path: PathBuf,
     file: Option<File>,
+    /// This write sweeps `tmp` once it succeeds (`sweep_due`).
+    sweep_due: bool,
 }
 
 impl TempFile {
@@ -1460,6 +1480,24 @@ mod tests {
         assert_eq!(writer.written, data.len() as u64);
         drop(writer);
         assert_eq!(fs::read(dir.path().join("t")).unwrap(), data);
+    }
+
+    #[test]
+    fn about_one_write_in_sixteen_sweeps() {
+        let pid = 4242;
+        let due = (0..16_000u32)
+            .filter(|i| sweep_due(pid, i.wrapping_mul(7_919_113) % 1_000_000_000, 0))
+            .count();
+        assert!((600..1400).contains(&due), "{due} of 16000");
+        // Microsecond clocks (nanoseconds that are multiples of 1000) too.
+        let due = (0..16_000u32)
+            .filter(|i| sweep_due(pid, i * 1000, 0))
+            .count();
+        assert!((600..1400).contains(&due), "{due} of 16000");
+        assert!(
+            (0..100).all(|n| sweep_due(pid, n, 1)),
+            "a taken name sweeps"
+        );
     }
 
     #[test]
