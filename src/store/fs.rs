@@ -300,7 +300,8 @@ impl FsStore {
         let lock_path = Path::new(INTERNAL_DIR).join("locks").join(&name);
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
-        let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
+        // Made on the first wait only: an uncontended lock reads no pid.
+        let mut backoff: Option<Backoff> = None;
         let mut wait = || {
             let left = deadline.map_or(Duration::MAX, |deadline| {
                 deadline.saturating_duration_since(Instant::now())
@@ -311,6 +312,8 @@ impl FsStore {
                     seconds: self.lock_timeout.as_secs_f64(),
                 });
             }
+            let backoff = backoff
+                .get_or_insert_with(|| Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE));
             thread::sleep(backoff.next_pause().min(left));
             Ok(())
         };
@@ -407,7 +410,7 @@ impl FsStore {
                 started,
             },
             Some((file, stat)) => Seen {
-                etag: Some(hash(&file, &path)?),
+                etag: Some(hash(&file, &stat, &path)?),
                 file: Some((file, stat)),
                 started,
             },
@@ -437,7 +440,7 @@ impl FsStore {
                 let cancelled = AtomicBool::new(false);
                 let (streamed, etag) = thread::scope(|scope| {
                     let hashed = scope.spawn(|| {
-                        document::etag_of_file_unless(&file, &cancelled)
+                        document::etag_of_file_unless(&file, stat.st_size as u64, &cancelled)
                             .with_context(|| format!("cannot read '{}'", path.display()))
                     });
                     let streamed = stream();
@@ -452,7 +455,11 @@ impl FsStore {
             opened => {
                 let streamed = stream()?;
                 match opened? {
-                    Some((file, stat)) => (streamed, Some(hash(&file, &path)?), Some((file, stat))),
+                    Some((file, stat)) => (
+                        streamed,
+                        Some(hash(&file, &stat, &path)?),
+                        Some((file, stat)),
+                    ),
                     None => (streamed, None, None),
                 }
             }
@@ -481,11 +488,11 @@ impl FsStore {
                     return Ok(Some((etag, now)));
                 }
                 // The same file, maybe changed in place: hash what it holds now.
-                return Ok(Some((hash(&file, &path)?, now)));
+                return Ok(Some((hash(&file, &now, &path)?, now)));
             }
         }
         match open_regular(dirs.store.as_fd(), key.file_name(), &path)? {
-            Some((file, stat)) => Ok(Some((hash(&file, &path)?, stat))),
+            Some((file, stat)) => Ok(Some((hash(&file, &stat, &path)?, stat))),
             None => Ok(None),
         }
     }
@@ -692,7 +699,7 @@ impl FsStore {
         let Some((file, stat)) = open_document(path)? else {
             return Ok(None);
         };
-        let etag = hash(&file, path)?;
+        let etag = hash(&file, &stat, path)?;
         let modified = UNIX_EPOCH
             + Duration::new(
                 u64::try_from(stat.st_mtime).unwrap_or(0),
@@ -1128,9 +1135,11 @@ fn temp_pid(name: &[u8]) -> Option<libc::pid_t> {
     pid.parse().ok()
 }
 
-/// Hashes an open document, all of it (whatever its file offset).
-fn hash(file: &File, path: &Path) -> Result<String> {
-    document::etag_of_file(file).with_context(|| format!("cannot read '{}'", path.display()))
+/// Hashes an open document, all of it (whatever its file offset); `stat`
+/// is its metadata.
+fn hash(file: &File, stat: &Stat, path: &Path) -> Result<String> {
+    document::etag_of_file(file, stat.st_size as u64)
+        .with_context(|| format!("cannot read '{}'", path.display()))
 }
 
 /// Opens a document file for reading by its path, `None` if it does not
