@@ -61,31 +61,6 @@ pub fn etag_of_file_unless(file: &File, size: u64, cancelled: &AtomicBool) -> io
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn a_file_hashes_to_its_etag_whatever_size_was_said() {
-        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-            let mut file = tempfile::tempfile().unwrap();
-            file.write_all(&bytes).unwrap();
-            let etag = etag_of(&bytes);
-            // The true size; one too small or zero (the file grew since its
-            // fstat) still reads to the end; one too big reads to EOF.
-            for said in [len, len.saturating_sub(1), 0, len + 10] {
-                assert_eq!(
-                    etag_of_file(&file, said as u64).unwrap(),
-                    etag,
-                    "{len}, {said}"
-                );
-            }
-        }
-    }
-}
-
 /// Past this many bytes, MD5 runs on a second thread, beside the JSON
 /// check: a big document then costs the slower of the two, not their sum.
 /// Small documents never pay for the thread. The directory store hashes
@@ -163,6 +138,31 @@ impl<'scope> Hasher<'scope> {
         match self {
             Hasher::Here(md5) | Hasher::Done(md5) => hex(&md5.finalize()),
             Hasher::Thread { .. } => unreachable!("joined before the ETag is read"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_hashes_to_its_etag_whatever_size_was_said() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&bytes).unwrap();
+            let etag = etag_of(&bytes);
+            // The true size; one too small or zero (the file grew since its
+            // fstat) still reads to the end; one too big reads to EOF.
+            for said in [len, len.saturating_sub(1), 0, len + 10] {
+                assert_eq!(
+                    etag_of_file(&file, said as u64).unwrap(),
+                    etag,
+                    "{len}, {said}"
+                );
+            }
         }
     }
 }

@@ -1487,7 +1487,6 @@ mod tests {
         assert!(writer.started >= 2 * WRITE_BACK_EVERY, "{}", writer.started);
         assert!(writer.started < writer.written);
         assert_eq!(writer.written, data.len() as u64);
-        drop(writer);
         assert_eq!(fs::read(dir.path().join("t")).unwrap(), data);
     }
 
