@@ -20,7 +20,7 @@ mod spool;
 mod text;
 
 pub use check::{validate, Checker, MAX_DEPTH};
-pub use hash::{etag_of, hex};
+pub use hash::{etag_of, etag_of_file, etag_of_file_unless, hex, HASH_THREAD_AFTER};
 pub use spool::{create_unique, private_temp_file, random_hex, Spool, SPOOL_MEMORY};
 pub use text::{escape_json_text, escaped_len, minify, Minifier};
 

@@ -23,9 +23,10 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,12 +48,18 @@ const INTERNAL_DIR: &str = ".etagstore";
 /// How old a temporary file must be before a later write may remove it
 /// (and only if no writer holds its lock).
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
+/// About one write in this many sweeps the `tmp` directory for stale
+/// temporary files (see `sweep_due`); a power of two.
+const SWEEP_ONE_IN: u64 = 16;
 /// The longest pause between two attempts to take a lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(20);
 /// Documents up to this size are always hashed again under the lock: that
 /// costs microseconds, and proves the bytes whatever the file system's
 /// timestamps can tell.
 const REHASH_UP_TO: u64 = 64 << 10;
+/// A big input's temporary file gets its write-back started every this
+/// many bytes, so the fsync at the end waits for the last few MiB only.
+const WRITE_BACK_EVERY: u64 = 8 << 20;
 /// How a document, lock file or temporary file is opened: never through a
 /// symbolic link, never blocking (a FIFO must not hang the command).
 const OPEN: OFlags = OFlags::RDONLY
@@ -252,6 +259,7 @@ impl FsStore {
                         name,
                         path,
                         file: Some(File::from(fd)),
+                        sweep_due: sweep_due(pid, nanos, attempt),
                     };
                     rfs::flock(temp.file.as_ref().unwrap(), FlockOperation::LockExclusive)
                         .map_err(io::Error::from)
@@ -292,7 +300,8 @@ impl FsStore {
         let lock_path = Path::new(INTERNAL_DIR).join("locks").join(&name);
         // A timeout too large for the clock means: wait as long as it takes.
         let deadline = Instant::now().checked_add(self.lock_timeout);
-        let mut backoff = Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE);
+        // Made on the first wait only: an uncontended lock reads no pid.
+        let mut backoff: Option<Backoff> = None;
         let mut wait = || {
             let left = deadline.map_or(Duration::MAX, |deadline| {
                 deadline.saturating_duration_since(Instant::now())
@@ -303,6 +312,8 @@ impl FsStore {
                     seconds: self.lock_timeout.as_secs_f64(),
                 });
             }
+            let backoff = backoff
+                .get_or_insert_with(|| Backoff::new(Duration::from_micros(200), MAX_LOCK_PAUSE));
             thread::sleep(backoff.next_pause().min(left));
             Ok(())
         };
@@ -398,14 +409,68 @@ impl FsStore {
                 file: None,
                 started,
             },
-            Some((mut file, stat)) => Seen {
-                etag: Some(hash(&mut file, &path)?),
+            Some((file, stat)) => Seen {
+                etag: Some(hash(&file, &stat, &path)?),
                 file: Some((file, stat)),
                 started,
             },
         };
         precondition.check(key, seen.etag.as_deref())?;
         Ok(seen)
+    }
+
+    /// `look` while the input streams into `temp`: the current document is
+    /// opened first, and if it is big, hashed on a second thread during
+    /// `stream`, so a big rewrite costs about one MD5 pass instead of two.
+    /// Everything else happens in the order of a `stream` then a `look`: an
+    /// error from opening the document, or a mismatch, is reported only
+    /// after the input was read (invalid input still exits 6 first).
+    fn look_while<T>(
+        &self,
+        dirs: &Dirs,
+        key: &Key,
+        precondition: &Precondition,
+        stream: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Seen)> {
+        let started = SystemTime::now();
+        let path = self.document_path(key);
+        let opened = open_regular(dirs.store.as_fd(), key.file_name(), &path);
+        let (streamed, etag, file) = match opened {
+            Ok(Some((file, stat))) if stat.st_size as u64 > document::HASH_THREAD_AFTER => {
+                let cancelled = AtomicBool::new(false);
+                let (streamed, etag) = thread::scope(|scope| {
+                    let hashed = scope.spawn(|| {
+                        document::etag_of_file_unless(&file, stat.st_size as u64, &cancelled)
+                            .with_context(|| format!("cannot read '{}'", path.display()))
+                    });
+                    let streamed = stream();
+                    // Failed input: the old document's ETag is not needed.
+                    if streamed.is_err() {
+                        cancelled.store(true, Ordering::Relaxed);
+                    }
+                    (streamed, hashed.join().expect("hashing does not panic"))
+                });
+                (streamed?, Some(etag?), Some((file, stat)))
+            }
+            opened => {
+                let streamed = stream()?;
+                match opened? {
+                    Some((file, stat)) => (
+                        streamed,
+                        Some(hash(&file, &stat, &path)?),
+                        Some((file, stat)),
+                    ),
+                    None => (streamed, None, None),
+                }
+            }
+        };
+        precondition.check(key, etag.as_deref())?;
+        let seen = Seen {
+            etag,
+            file,
+            started,
+        };
+        Ok((streamed, seen))
     }
 
     /// Under the lock: the current ETag and the document's metadata. The
@@ -417,19 +482,17 @@ impl FsStore {
         let Some(now) = current_stat(dirs, key, &path)? else {
             return Ok(None);
         };
-        if let (Some((mut file, before)), Some(etag)) = (seen.file, seen.etag) {
+        if let (Some((file, before)), Some(etag)) = (seen.file, seen.etag) {
             if same_inode(&now, &before) {
                 if unchanged(&before, &now, seen.started) {
                     return Ok(Some((etag, now)));
                 }
                 // The same file, maybe changed in place: hash what it holds now.
-                io::Seek::rewind(&mut file)
-                    .with_context(|| format!("cannot read '{}'", path.display()))?;
-                return Ok(Some((hash(&mut file, &path)?, now)));
+                return Ok(Some((hash(&file, &now, &path)?, now)));
             }
         }
         match open_regular(dirs.store.as_fd(), key.file_name(), &path)? {
-            Some((mut file, stat)) => Ok(Some((hash(&mut file, &path)?, stat))),
+            Some((file, stat)) => Ok(Some((hash(&file, &stat, &path)?, stat))),
             None => Ok(None),
         }
     }
@@ -457,18 +520,27 @@ impl Store for FsStore {
     fn put(&self, key: &Key, input: &mut dyn Read, precondition: &Precondition) -> Result<String> {
         let dirs = self.open_store(true)?.expect("created when missing");
         let mut temp = self.create_temp(&dirs)?;
-        let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
-        let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
-        if !faults::skip_fsync() {
-            faults::check(Point::Fsync)
-                .and_then(|()| temp.file().sync_all())
-                .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
-        }
-
+        let mut stream = || {
+            let fd = temp.file().as_raw_fd();
+            let copied = document::copy_validated(
+                input,
+                &mut WriteBack::new(faults::writer(temp.file()), fd),
+            );
+            let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
+            if !faults::skip_fsync() {
+                faults::check(Point::Fsync)
+                    .and_then(|()| temp.file().sync_all())
+                    .with_context(|| format!("cannot sync '{}'", temp.path.display()))?;
+            }
+            Ok(copied)
+        };
         // Last writer wins needs no look at the current document.
-        let seen = match precondition {
-            Precondition::Any => None,
-            _ => Some(self.look(&dirs, key, precondition)?),
+        let (copied, seen) = match precondition {
+            Precondition::Any => (stream()?, None),
+            _ => {
+                let (copied, seen) = self.look_while(&dirs, key, precondition, stream)?;
+                (copied, Some(seen))
+            }
         };
         let path = self.document_path(key);
         self.with_lock(&dirs, key, || {
@@ -491,7 +563,9 @@ impl Store for FsStore {
             self.sync_dir(&dirs)
                 .context("the document was replaced, but may not survive a power loss")
         })?;
-        remove_stale_temps(&temp.dir);
+        if temp.sweep_due {
+            remove_stale_temps(&temp.dir);
+        }
         Ok(copied.etag)
     }
 
@@ -622,10 +696,10 @@ impl Store for FsStore {
 impl FsStore {
     /// ETag, size and time of one document, from one open file.
     fn details(&self, path: &Path) -> Result<Option<Details>> {
-        let Some((mut file, stat)) = open_document(path)? else {
+        let Some((file, stat)) = open_document(path)? else {
             return Ok(None);
         };
-        let etag = hash(&mut file, path)?;
+        let etag = hash(&file, &stat, path)?;
         let modified = UNIX_EPOCH
             + Duration::new(
                 u64::try_from(stat.st_mtime).unwrap_or(0),
@@ -713,7 +787,9 @@ impl Batch for FsBatch<'_> {
     fn add(&mut self, key: &Key, input: &mut dyn Read) -> Result<()> {
         let store = self.store;
         let mut temp = store.create_temp_in(self.tmp.clone(), &self.tmp_path)?;
-        let copied = document::copy_validated(input, &mut faults::writer(temp.file()));
+        let fd = temp.file().as_raw_fd();
+        let copied =
+            document::copy_validated(input, &mut WriteBack::new(faults::writer(temp.file()), fd));
         let copied = copied.map_err(|e| copy_error(e, &temp.path))?;
         let seen = match &self.precondition {
             Precondition::Any => Ok(None),
@@ -1029,6 +1105,18 @@ fn remove_stale_temps(tmp: &OwnedFd) {
     }
 }
 
+/// Whether the write whose temporary file is `<pid>-<nanos>-<attempt>`
+/// sweeps `tmp` after it succeeds: about one write in `SWEEP_ONE_IN`,
+/// chosen by a hash of its pid and clock (no system call, and writers in
+/// step do not all sweep together), and every write whose first name was
+/// taken (a leftover of an earlier process with the same pid). A sweep
+/// costs an `openat` and a `getdents64` pass over `tmp`; a stale file
+/// only costs disk space, and waits on average `SWEEP_ONE_IN` writes.
+fn sweep_due(pid: u32, nanos: u32, attempt: u32) -> bool {
+    let mixed = (u64::from(nanos) ^ (u64::from(pid) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    attempt > 0 || mixed >> (64 - SWEEP_ONE_IN.trailing_zeros()) == 0
+}
+
 /// The pid in a temporary file's name `<pid>-<9 digits>-<attempt>.json`;
 /// `None` for any other name.
 fn temp_pid(name: &[u8]) -> Option<libc::pid_t> {
@@ -1047,12 +1135,11 @@ fn temp_pid(name: &[u8]) -> Option<libc::pid_t> {
     pid.parse().ok()
 }
 
-/// Hashes an open document from where it is to its end.
-fn hash(file: &mut File, path: &Path) -> Result<String> {
-    let copied = document::copy_hashed(file, &mut io::sink())
-        .map_err(|e| copy_error(e, path))
-        .with_context(|| format!("cannot read '{}'", path.display()))?;
-    Ok(copied.etag)
+/// Hashes an open document, all of it (whatever its file offset); `stat`
+/// is its metadata.
+fn hash(file: &File, stat: &Stat, path: &Path) -> Result<String> {
+    document::etag_of_file(file, stat.st_size as u64)
+        .with_context(|| format!("cannot read '{}'", path.display()))
 }
 
 /// Opens a document file for reading by its path, `None` if it does not
@@ -1181,6 +1268,58 @@ fn copy_error(error: CopyError, path: &Path) -> anyhow::Error {
     }
 }
 
+/// A writer into a temporary file that starts the kernel's write-back
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, Linux only) of each
+/// `WRITE_BACK_EVERY` bytes written, without waiting for it: a big
+/// document then reaches the disk while the rest of it is still read, and
+/// the fsync that follows (which alone makes it durable) waits for less.
+struct WriteBack<W> {
+    inner: W,
+    fd: RawFd,
+    written: u64,
+    /// Write-back was started for the bytes before this offset.
+    started: u64,
+}
+
+impl<W: io::Write> WriteBack<W> {
+    fn new(inner: W, fd: RawFd) -> WriteBack<W> {
+        WriteBack {
+            inner,
+            fd,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl<W: io::Write> io::Write for WriteBack<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_BACK_EVERY && !faults::skip_fsync() {
+            #[cfg(target_os = "linux")]
+            // SAFETY: a hint on an open file descriptor; no memory is
+            // passed. An error is ignored: the fsync reports real ones.
+            unsafe {
+                libc::sync_file_range(
+                    self.fd,
+                    self.started as libc::off64_t,
+                    (self.written - self.started) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = self.fd;
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A temporary file, locked while open, that is removed unless it is
 /// renamed into place. Everything is relative to the `tmp` handle.
 struct TempFile {
@@ -1188,6 +1327,8 @@ struct TempFile {
     name: String,
     path: PathBuf,
     file: Option<File>,
+    /// This write sweeps `tmp` once it succeeds (`sweep_due`).
+    sweep_due: bool,
 }
 
 impl TempFile {
@@ -1291,6 +1432,80 @@ mod tests {
         assert!(read(&store, &key).is_none());
         let error = store.delete(&key, &Precondition::Exists).unwrap_err();
         assert_eq!(crate::error::exit_code(&error), 3);
+    }
+
+    #[test]
+    fn a_big_document_hashed_beside_the_input_still_decides_the_precondition() {
+        let (_dir, store) = store();
+        let key = Key::new("big").unwrap();
+        // Past the size whose old version is hashed on a thread.
+        let big = |fill: u8| {
+            let mut doc = vec![b'"'];
+            doc.resize(document::HASH_THREAD_AFTER as usize + 100, fill);
+            doc.push(b'"');
+            doc
+        };
+        let (v1, v2, v3) = (big(b'a'), big(b'b'), big(b'c'));
+        let etag = store
+            .put(&key, &mut &v1[..], &Precondition::Missing)
+            .unwrap();
+        let stale = Precondition::Matches(document::etag_of(b"stale"));
+        // Invalid input is exit 6 even when the ETag is stale too.
+        let error = store.put(&key, &mut &b"{oops"[..], &stale).unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 6);
+        let error = store.put(&key, &mut &v2[..], &stale).unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 3);
+        assert!(format!("{error:#}").contains(&etag), "{error:#}");
+        assert_eq!(read(&store, &key).unwrap(), v1);
+        let etag2 = store
+            .put(&key, &mut &v2[..], &Precondition::Matches(etag.clone()))
+            .unwrap();
+        assert_eq!(etag2, document::etag_of(&v2));
+        assert_eq!(read(&store, &key).unwrap(), v2);
+        // The ETag of the version replaced is refused once it is gone.
+        let error = store
+            .put(&key, &mut &v3[..], &Precondition::Matches(etag))
+            .unwrap_err();
+        assert_eq!(crate::error::exit_code(&error), 3);
+        assert_eq!(read(&store, &key).unwrap(), v2);
+        assert_eq!(fs::read_dir(store.internal_path("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn write_back_starts_every_few_mib_and_passes_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = File::create(dir.path().join("t")).unwrap();
+        let fd = file.as_raw_fd();
+        let data: Vec<u8> = (0..3 * WRITE_BACK_EVERY + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut writer = WriteBack::new(&mut file, fd);
+        for chunk in data.chunks(document::CHUNK - 7) {
+            io::Write::write_all(&mut writer, chunk).unwrap();
+        }
+        // Started once a step has been written, never for the tail (the fsync's).
+        assert!(writer.started >= 2 * WRITE_BACK_EVERY, "{}", writer.started);
+        assert!(writer.started < writer.written);
+        assert_eq!(writer.written, data.len() as u64);
+        assert_eq!(fs::read(dir.path().join("t")).unwrap(), data);
+    }
+
+    #[test]
+    fn about_one_write_in_sixteen_sweeps() {
+        let pid = 4242;
+        let due = (0..16_000u32)
+            .filter(|i| sweep_due(pid, i.wrapping_mul(7_919_113) % 1_000_000_000, 0))
+            .count();
+        assert!((600..1400).contains(&due), "{due} of 16000");
+        // Microsecond clocks (nanoseconds that are multiples of 1000) too.
+        let due = (0..16_000u32)
+            .filter(|i| sweep_due(pid, i * 1000, 0))
+            .count();
+        assert!((600..1400).contains(&due), "{due} of 16000");
+        assert!(
+            (0..100).all(|n| sweep_due(pid, n, 1)),
+            "a taken name sweeps"
+        );
     }
 
     #[test]
