@@ -357,3 +357,27 @@ impl Condition {
         .into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under contention a writer that lost waits for its turn; a pause much
+    /// longer than the turns of 16 racing writers (each a write of about
+    /// 1–2 ms) leaves the key idle while it sleeps. Measured with the
+    /// race of scripts/bench.sh (docs/benchmarks.md).
+    #[test]
+    fn retry_pauses_start_near_a_millisecond_and_stay_within_a_round_of_sixteen_writers() {
+        let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
+        let pauses: Vec<Duration> = (0..20).map(|_| backoff.next_pause()).collect();
+        assert!(pauses[0] <= Duration::from_micros(1500), "{pauses:?}");
+        assert!(
+            pauses
+                .iter()
+                .all(|pause| *pause <= Duration::from_millis(48)),
+            "{pauses:?}"
+        );
+        // Still growing: racing writers spread out instead of retrying in step.
+        assert!(pauses[6] >= Duration::from_millis(16), "{pauses:?}");
+    }
+}
