@@ -203,6 +203,8 @@ def targets(r):
 
     def upper(name, group, cmd, floor, old, new):
         value = ratio(median(r, group, cmd), median(r, group, floor))
+        if value is None:
+            return  # not run (`--only`)
         low = ratio(minimum(r, group, cmd), minimum(r, group, floor))
         add(name, fx(value), "≤ " + fx(old), "≤ " + fx(new),
             None if value is None else value <= new, fx(low))
