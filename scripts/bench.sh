@@ -3,13 +3,15 @@
 # the ratios are comparable, then writes the report (docs/benchmarks.md
 # explains every row and target).
 #
-# Usage: scripts/bench.sh [--quick] [--update-docs] [--results DIR]
+# Usage: scripts/bench.sh [--quick] [--update-docs] [--only GROUPS] [--results DIR]
 #
 #   --quick        a short smoke run (few runs, small sizes, no 100,000-key
 #                  store, no 1 GiB document, no criterion) for CI: it
 #                  asserts no times
 #   --update-docs  write the results section of docs/benchmarks.md and the
 #                  charts in docs/bench/ (a full run always does)
+#   --only GROUPS  run only these groups, comma-separated: latency, sizes,
+#                  races, criterion, memory, import (never writes the docs)
 #   --results DIR  where raw results go (default target/bench/full or
 #                  target/bench/quick)
 #   --check-peer   say which Python peer a run would use, and why; run nothing
@@ -29,13 +31,14 @@
 set -euo pipefail
 
 usage() {
-    sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "${1:-2}"
 }
 
 quick=0
 update_docs=0
 check_peer=0
+only=
 results=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -46,6 +49,11 @@ while [ $# -gt 0 ]; do
             results=$2
             shift
             ;;
+        --only)
+            [ $# -ge 2 ] || usage
+            only=$2
+            shift
+            ;;
         --check-peer) check_peer=1 ;;
         -h | --help) usage 0 ;;
         *) usage ;;
@@ -53,9 +61,24 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+groups=(latency sizes races criterion memory import)
+for group in ${only//,/ }; do
+    case " ${groups[*]} " in
+        *" $group "*) ;;
+        *) echo "bench: --only: no group '$group' (groups: ${groups[*]})" >&2 && exit 2 ;;
+    esac
+done
+if [ -n "$only" ] && [ $update_docs -eq 1 ]; then
+    echo "bench: --only and --update-docs: a partial run cannot write the whole results section" >&2
+    exit 2
+fi
+# want GROUP: whether this run times GROUP.
+want() { [ -z "$only" ] || case ",$only," in *",$1,"*) true ;; *) false ;; esac }
+
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=$([ $quick -eq 1 ] && echo quick || echo full)
-results=${results:-$root/target/bench/$mode}
+# A partial run keeps its results apart from a whole run's.
+results=${results:-$root/target/bench/$mode${only:+-only-${only//,/-}}}
 # Scratch space on the same file system as target/: stores, documents.
 work=$root/target/bench/work-$mode
 report=$root/scripts/bench_report.py
@@ -225,7 +248,9 @@ if [ $quick -eq 1 ]; then
     hf_big=(--warmup 0 --runs 2)
     store_sizes=(1 1000)
     doc_sizes=(1024 1048576)
-    writer_counts=(1 2 4 8)
+    writer_counts=(1 2 4 8 16)
+    etag_writer_counts=(1 2 4 8)
+    race_rounds=1
     increments=4
     seed_writer_counts=(1 2)
     seed_increments=2
@@ -237,7 +262,12 @@ else
     hf_big=(--warmup 1 --runs 3)
     store_sizes=(1 1000 100000)
     doc_sizes=(1024 1048576 104857600 1073741824)
-    writer_counts=(1 2 4 8)
+    # edit's races with up to 16 writers (does the rate hold up as writers
+    # are added?), three rounds each; the sh loop's up to 8 (with 16 on one
+    # key, each update costs several whole get + set rounds: minutes).
+    writer_counts=(1 2 4 8 16)
+    etag_writer_counts=(1 2 4 8)
+    race_rounds=3
     # Enough updates that a race lasts seconds, not a hiccup's length.
     increments=100
     seed_writer_counts=(1 2 4 8)
@@ -305,96 +335,98 @@ gen_doc() { python3 "$report" gen-doc "$1" "$2"; }
 store=$work/store
 es() { "$bin" --store "$store" "$@"; }
 
-small=$work/small.json
-gen_doc 256 "$small"
-# Passed as an argument too, so without the final newline.
-small_value=$(cat "$small")
-printf '%s' "$small_value" >"$small"
-small_etag=$(md5_of "$small")
-es set k -f "$small" --etag '' >/dev/null
-[ "$(es etag k)" = "$small_etag" ] || die "etag k differs from md5sum"
-cmp -s <(es get k) "$small" || die "get k differs from what was set"
-es set w -f "$small" --etag '' >/dev/null
+if want latency; then
+    small=$work/small.json
+    gen_doc 256 "$small"
+    # Passed as an argument too, so without the final newline.
+    small_value=$(cat "$small")
+    printf '%s' "$small_value" >"$small"
+    small_etag=$(md5_of "$small")
+    es set k -f "$small" --etag '' >/dev/null
+    [ "$(es etag k)" = "$small_etag" ] || die "etag k differs from md5sum"
+    cmp -s <(es get k) "$small" || die "get k differs from what was set"
+    es set w -f "$small" --etag '' >/dev/null
 
-# The write group: every command rewrites the same bytes, so an --etag of
-# their MD5 matches on every run.
-mkdir -p "$work/floor"
-db=$work/peer.sqlite
-# SQLite skips an UPDATE that changes nothing (no write, no fsync), so each
-# run also counts itself in `writes`: the row really is rewritten.
-sqlite3 "$db" "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL, etag TEXT NOT NULL,
-                                writes INTEGER NOT NULL DEFAULT 0);
-               INSERT INTO kv (k, v, etag) VALUES ('w', '$small_value', '$small_etag');"
-value=$(q "$small_value")
-update=$(q "UPDATE kv SET v = '$small_value', etag = '$small_etag', writes = writes + 1
-            WHERE k = 'w' AND etag = '$small_etag'")
-write_cmds=(
-    -n floor_nofsync "$floor --no-fsync $work/floor/doc.json $value"
-    -n floor "$floor $work/floor/doc.json $value"
-    -n set "$bin --store $store set w $value --etag $small_etag"
-    -n set_if "$bin --store $store set w $value --if $(q '. != null')"
-    -n set_unsafe "$bin --store $store set-unsafe w $value"
-    -n sqlite3 "sqlite3 $db $update"
-)
-if [ $have_seed -eq 1 ]; then
-    export SEED_DIR=$work/seed
-    mkdir -p "$SEED_DIR"
-    "$python" "$seed" set w --etag '' <"$small" >/dev/null
-    seed_etag=$(cat "$SEED_DIR/_filestore/w_etag")
-    write_cmds+=(-n seed_set "sh -c 'exec $python $seed set w --etag $seed_etag < $small'")
+    # The write group: every command rewrites the same bytes, so an --etag of
+    # their MD5 matches on every run.
+    mkdir -p "$work/floor"
+    db=$work/peer.sqlite
+    # SQLite skips an UPDATE that changes nothing (no write, no fsync), so each
+    # run also counts itself in `writes`: the row really is rewritten.
+    sqlite3 "$db" "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL, etag TEXT NOT NULL,
+                                    writes INTEGER NOT NULL DEFAULT 0);
+                   INSERT INTO kv (k, v, etag) VALUES ('w', '$small_value', '$small_etag');"
+    value=$(q "$small_value")
+    update=$(q "UPDATE kv SET v = '$small_value', etag = '$small_etag', writes = writes + 1
+                WHERE k = 'w' AND etag = '$small_etag'")
+    write_cmds=(
+        -n floor_nofsync "$floor --no-fsync $work/floor/doc.json $value"
+        -n floor "$floor $work/floor/doc.json $value"
+        -n set "$bin --store $store set w $value --etag $small_etag"
+        -n set_if "$bin --store $store set w $value --if $(q '. != null')"
+        -n set_unsafe "$bin --store $store set-unsafe w $value"
+        -n sqlite3 "sqlite3 $db $update"
+    )
+    if [ $have_seed -eq 1 ]; then
+        export SEED_DIR=$work/seed
+        mkdir -p "$SEED_DIR"
+        "$python" "$seed" set w --etag '' <"$small" >/dev/null
+        seed_etag=$(cat "$SEED_DIR/_filestore/w_etag")
+        write_cmds+=(-n seed_set "sh -c 'exec $python $seed set w --etag $seed_etag < $small'")
+    fi
+
+    # One edit against jq's start-up plus a non-durable rename.
+    es set-unsafe e '{"n": 0}' >/dev/null
+    # patch --merge against the same change by edit --jq: each run starts from
+    # {"n": 0} (the --prepare, not timed), so both really write every time.
+    patch_reset="$bin --store $store set-unsafe p $(q '{"n": 0}')"
+    printf '{"n": 0}\n' >"$work/jq.json"
+
+    # Stores of 1, 1,000 and 100,000 keys.
+    scale_cmds=()
+    for n in "${store_sizes[@]}"; do
+        dir=$work/keys-$n
+        "$bin" --store "$dir" set bench -f "$small" --etag '' >/dev/null
+        python3 "$report" fill-store "$dir" $((n - 1))
+        scale_cmds+=(-n "get_$n" "$bin --store $dir get bench")
+    done
+    for n in "${store_sizes[@]}"; do
+        scale_cmds+=(-n "set_$n" "$bin --store $work/keys-$n set bench $value --etag $small_etag")
+    done
+    # Written back now, not while the timings run.
+    sync
+
+    for round in $(seq "$rounds"); do
+        hf "read.$round" "${hf_small[@]}" \
+            -n cat "cat $store/k.json" \
+            -n get "$bin --store $store get k" \
+            -n md5sum "md5sum $store/k.json" \
+            -n etag "$bin --store $store etag k" \
+            -n get_json "$bin --store $store get k --json" \
+            -n get_o "$bin --store $store get k -o $work/out.json"
+        hf "startup.$round" "${hf_small[@]}" \
+            -n hello "$hello" \
+            -n version "$bin --version"
+        hf "write.$round" "${hf_small[@]}" "${write_cmds[@]}"
+        hf "edit.$round" "${hf_small[@]}" \
+            -n edit_jq "$bin --store $store edit e --jq '.n += 1'" \
+            -n jq_mv "sh -c \"jq '.n += 1' $work/jq.json > $work/jq.tmp && mv $work/jq.tmp $work/jq.json\"" \
+            -n jq "jq '.n += 1' $work/jq.json"
+        hf "patch.$round" "${hf_small[@]}" --prepare "$patch_reset" \
+            -n edit_jq "$bin --store $store edit p --jq $(q '.m = 1')" \
+            -n patch_merge "$bin --store $store patch p --merge $(q '{"m": 1}')"
+        hf "keys.$round" "${hf_small[@]}" "${scale_cmds[@]}"
+    done
+
+    [ "$(es etag w)" = "$small_etag" ] || die "set --etag did not keep the document"
+    [ "$(es get p)" = "$(printf '{\n  "n": 0,\n  "m": 1\n}')" ] || die "patch --merge did not write"
+    [ "$(sqlite3 "$db" "SELECT writes FROM kv")" -gt 0 ] || die "the sqlite3 UPDATE never matched"
+    for n in "${store_sizes[@]}"; do
+        got=$("$bin" --store "$work/keys-$n" list | wc -l)
+        [ "$got" -eq "$n" ] || die "store of $n keys lists $got"
+        rm -rf "$work/keys-$n"
+    done
 fi
-
-# One edit against jq's start-up plus a non-durable rename.
-es set-unsafe e '{"n": 0}' >/dev/null
-# patch --merge against the same change by edit --jq: each run starts from
-# {"n": 0} (the --prepare, not timed), so both really write every time.
-patch_reset="$bin --store $store set-unsafe p $(q '{"n": 0}')"
-printf '{"n": 0}\n' >"$work/jq.json"
-
-# Stores of 1, 1,000 and 100,000 keys.
-scale_cmds=()
-for n in "${store_sizes[@]}"; do
-    dir=$work/keys-$n
-    "$bin" --store "$dir" set bench -f "$small" --etag '' >/dev/null
-    python3 "$report" fill-store "$dir" $((n - 1))
-    scale_cmds+=(-n "get_$n" "$bin --store $dir get bench")
-done
-for n in "${store_sizes[@]}"; do
-    scale_cmds+=(-n "set_$n" "$bin --store $work/keys-$n set bench $value --etag $small_etag")
-done
-# Written back now, not while the timings run.
-sync
-
-for round in $(seq "$rounds"); do
-    hf "read.$round" "${hf_small[@]}" \
-        -n cat "cat $store/k.json" \
-        -n get "$bin --store $store get k" \
-        -n md5sum "md5sum $store/k.json" \
-        -n etag "$bin --store $store etag k" \
-        -n get_json "$bin --store $store get k --json" \
-        -n get_o "$bin --store $store get k -o $work/out.json"
-    hf "startup.$round" "${hf_small[@]}" \
-        -n hello "$hello" \
-        -n version "$bin --version"
-    hf "write.$round" "${hf_small[@]}" "${write_cmds[@]}"
-    hf "edit.$round" "${hf_small[@]}" \
-        -n edit_jq "$bin --store $store edit e --jq '.n += 1'" \
-        -n jq_mv "sh -c \"jq '.n += 1' $work/jq.json > $work/jq.tmp && mv $work/jq.tmp $work/jq.json\"" \
-        -n jq "jq '.n += 1' $work/jq.json"
-    hf "patch.$round" "${hf_small[@]}" --prepare "$patch_reset" \
-        -n edit_jq "$bin --store $store edit p --jq $(q '.m = 1')" \
-        -n patch_merge "$bin --store $store patch p --merge $(q '{"m": 1}')"
-    hf "keys.$round" "${hf_small[@]}" "${scale_cmds[@]}"
-done
-
-[ "$(es etag w)" = "$small_etag" ] || die "set --etag did not keep the document"
-[ "$(es get p)" = "$(printf '{\n  "n": 0,\n  "m": 1\n}')" ] || die "patch --merge did not write"
-[ "$(sqlite3 "$db" "SELECT writes FROM kv")" -gt 0 ] || die "the sqlite3 UPDATE never matched"
-for n in "${store_sizes[@]}"; do
-    got=$("$bin" --store "$work/keys-$n" list | wc -l)
-    [ "$got" -eq "$n" ] || die "store of $n keys lists $got"
-    rm -rf "$work/keys-$n"
-done
 
 # ---------------------------------------------------------------- scale: sizes
 
@@ -406,33 +438,35 @@ peak_rss() {
         die "$id: $* failed"
 }
 
-for size in "${doc_sizes[@]}"; do
-    doc=$work/doc-$size.json
-    out=$work/out-$size.json
-    gen_doc "$size" "$doc"
-    etag=$(md5_of "$doc")
-    es set-unsafe "b$size" -f "$doc" >/dev/null
-    sync
-    opts=("${hf_small[@]}")
-    [ "$size" -le 1048576 ] || opts=("${hf_big[@]}")
-    # The document was just written and read: already in the page cache.
-    [ "$size" -lt 1073741824 ] || opts=(--warmup 0 --runs 3)
-    # Each run writes a new OUT: freeing the last run's copy (which can wait
-    # for its write-back) is not part of a copy.
-    hf "size-$size" "${opts[@]}" --prepare "rm -f $out" \
-        -n md5sum "md5sum $doc" \
-        -n cp "cp $doc $out" \
-        -n cp_fsync "dd if=$doc of=$out bs=1M conv=fsync status=none" \
-        -n set "$bin --store $store set b$size -f $doc --etag $etag" \
-        -n get_o "$bin --store $store get b$size -o $out"
-    [ "$(es get "b$size" -o "$out")" = "$etag" ] || die "get -o of $size bytes: wrong ETag"
-    cmp -s "$doc" "$out" || die "get -o of $size bytes: wrong bytes"
-    peak_rss "set-$size" "$bin" --store "$store" set "b$size" -f "$doc" --etag "$etag"
-    peak_rss "get-$size" "$bin" --store "$store" get "b$size" -o "$out"
-    peak_rss "md5sum-$size" md5sum "$doc"
-    es delete "b$size" --etag "$etag"
-    rm -f "$doc" "$out"
-done
+if want sizes; then
+    for size in "${doc_sizes[@]}"; do
+        doc=$work/doc-$size.json
+        out=$work/out-$size.json
+        gen_doc "$size" "$doc"
+        etag=$(md5_of "$doc")
+        es set-unsafe "b$size" -f "$doc" >/dev/null
+        sync
+        opts=("${hf_small[@]}")
+        [ "$size" -le 1048576 ] || opts=("${hf_big[@]}")
+        # The document was just written and read: already in the page cache.
+        [ "$size" -lt 1073741824 ] || opts=(--warmup 0 --runs 3)
+        # Each run writes a new OUT: freeing the last run's copy (which can wait
+        # for its write-back) is not part of a copy.
+        hf "size-$size" "${opts[@]}" --prepare "rm -f $out" \
+            -n md5sum "md5sum $doc" \
+            -n cp "cp $doc $out" \
+            -n cp_fsync "dd if=$doc of=$out bs=1M conv=fsync status=none" \
+            -n set "$bin --store $store set b$size -f $doc --etag $etag" \
+            -n get_o "$bin --store $store get b$size -o $out"
+        [ "$(es get "b$size" -o "$out")" = "$etag" ] || die "get -o of $size bytes: wrong ETag"
+        cmp -s "$doc" "$out" || die "get -o of $size bytes: wrong bytes"
+        peak_rss "set-$size" "$bin" --store "$store" set "b$size" -f "$doc" --etag "$etag"
+        peak_rss "get-$size" "$bin" --store "$store" get "b$size" -o "$out"
+        peak_rss "md5sum-$size" md5sum "$doc"
+        es delete "b$size" --etag "$etag"
+        rm -f "$doc" "$out"
+    done
+fi
 
 # ---------------------------------------------------------------- races
 
@@ -582,23 +616,31 @@ race() {
     fi
 }
 
-say "racing writers"
-: >"$results/races.jsonl"
-for writers in "${writer_counts[@]}"; do
-    race edit "$writers" "$increments" one
-    race etag "$writers" "$increments" one
-    race edit "$writers" "$increments" many
-    race etag "$writers" "$increments" many
-done
-if [ $have_seed -eq 1 ]; then
-    for writers in "${seed_writer_counts[@]}"; do
-        race seed "$writers" "$seed_increments" one
+if want races; then
+    say "racing writers"
+    : >"$results/races.jsonl"
+    # edit's races, the short ones, run in rounds spread over this group
+    # (the report takes each one's median); the sh loops once each.
+    for round in $(seq "$race_rounds"); do
+        for writers in "${writer_counts[@]}"; do
+            race edit "$writers" "$increments" one
+            race edit "$writers" "$increments" many
+        done
     done
+    for writers in "${etag_writer_counts[@]}"; do
+        race etag "$writers" "$increments" one
+        race etag "$writers" "$increments" many
+    done
+    if [ $have_seed -eq 1 ]; then
+        for writers in "${seed_writer_counts[@]}"; do
+            race seed "$writers" "$seed_increments" one
+        done
+    fi
 fi
 
 # ---------------------------------------------------------------- criterion
 
-if [ $quick -eq 0 ]; then
+if [ $quick -eq 0 ] && want criterion; then
     say "criterion: benches/pipeline.rs"
     (cd "$root" && CRITERION_HOME=$results/criterion \
         cargo bench --locked --quiet --bench pipeline) >"$results/criterion.txt" 2>&1 || {
@@ -606,15 +648,6 @@ if [ $quick -eq 0 ]; then
         die "cargo bench"
     }
 fi
-
-# ---------------------------------------------------------------- report
-
-echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
-report_args=(report "$results")
-if [ $quick -eq 0 ] || [ $update_docs -eq 1 ]; then
-    report_args+=(--doc "$root/docs/benchmarks.md" --charts "$root/docs/bench")
-fi
-python3 "$report" "${report_args[@]}" || die "the report"
 
 # ---------------------------------------------------------------- export/import memory
 
@@ -624,8 +657,8 @@ python3 "$report" "${report_args[@]}" || die "the report"
 # streams from its spool; import holds one line and decodes "text" as it
 # writes, so neither should grow with a second copy of the document.
 # Raw GNU time output: RESULTS/rss-export-SHAPE-SIZE.txt and
-# rss-import-SHAPE-SIZE.txt; the numbers go to the log (the report above
-# does not read them).
+# rss-import-SHAPE-SIZE.txt; the numbers go to the log (the report does
+# not read them).
 export_import_rss() {
     local size=$1 dir=$work/export-import shape doc kib
     rm -rf "$dir"
@@ -657,30 +690,62 @@ PY
     rm -rf "$dir"
 }
 
-export_import_rss "$([ $quick -eq 1 ] && echo 1048576 || echo 104857600)"
+if want memory; then
+    export_import_rss "$([ $quick -eq 1 ] && echo 1048576 || echo 104857600)"
+fi
 
 # ---------------------------------------------------------------- import throughput
 
-# import_rate N: `import` of N small documents (about 90 bytes each) into a
-# new store, on the disk of the results (group commit: one fsync pass and
-# one directory fsync a batch). Wall time and docs/s go to the log and to
-# RESULTS/import-N.txt (the report above does not read them).
+# import_rate N: `import` of the same N small documents (about 90 bytes
+# each) into two new stores on the disk of the results: once as it runs
+# (group commit: a batch's files fsynced in one pass, one directory fsync a
+# batch) and once one document at a time (a file fsync and a directory
+# fsync each, as before group commit). The second is the same code with
+# its batch cut to one document: `import` sizes a batch to a third of the
+# open files it may have beyond 64, so `ulimit -n 67` leaves room for one.
+# Both stores stay until both imports are done: on ext4 a file created soon
+# after many are deleted can cost more (docs/benchmarks.md, "import
+# throughput"). One JSON line each into RESULTS/import.jsonl.
 import_rate() {
-    local n=$1 dir=$work/import start end
+    local n=$1 dir=$work/import mode start end
     rm -rf "$dir"
     mkdir -p "$dir"
     python3 -c 'import sys
 for i in range(int(sys.argv[1])):
     print("{\"key\":\"doc/%06d\",\"value\":{\"id\":%d,\"name\":\"item %d\",\"ok\":true}}" % (i, i, i))' \
         "$n" >"$dir/docs.jsonl"
-    start=$(now_ns)
-    "$bin" --store "$dir/store" import -f "$dir/docs.jsonl" 2>"$dir/err" ||
-        die "import of $n documents: $(cat "$dir/err")"
-    end=$(now_ns)
-    grep -qx "imported $n, skipped 0" "$dir/err" || die "import of $n documents: $(cat "$dir/err")"
-    echo "import $n documents: $(((end - start) / 1000000)) ms, $((n * 1000000000 / (end - start))) docs/s" |
-        tee "$results/import-$n.txt" >&2
+    : >"$results/import.jsonl"
+    sync
+    for mode in group one; do
+        start=$(now_ns)
+        if [ $mode = group ]; then
+            "$bin" --store "$dir/$mode" import -f "$dir/docs.jsonl" 2>"$dir/err"
+        else
+            (ulimit -n 67 && exec "$bin" --store "$dir/$mode" import -f "$dir/docs.jsonl") 2>"$dir/err"
+        fi || die "import of $n documents ($mode): $(cat "$dir/err")"
+        end=$(now_ns)
+        grep -qx "imported $n, skipped 0" "$dir/err" ||
+            die "import of $n documents ($mode): $(cat "$dir/err")"
+        printf '{"commit": "%s", "documents": %d, "seconds": %.6f}\n' \
+            "$mode" "$n" "$(((end - start) / 1000))e-6" >>"$results/import.jsonl"
+        say "import of $n documents, commit $mode: $(((end - start) / 1000000)) ms," \
+            "$((n * 1000000000 / (end - start))) docs/s"
+    done
+    cmp -s <("$bin" --store "$dir/group" get doc/000000) <("$bin" --store "$dir/one" get doc/000000) ||
+        die "the two imports differ"
     rm -rf "$dir"
 }
 
-import_rate "$([ $quick -eq 1 ] && echo 1000 || echo 100000)"
+if want import; then
+    import_rate "$([ $quick -eq 1 ] && echo 1000 || echo 100000)"
+fi
+
+# ---------------------------------------------------------------- report
+
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/machine.txt"
+report_args=(report "$results")
+if { [ $quick -eq 0 ] && [ -z "$only" ]; } || [ $update_docs -eq 1 ]; then
+    report_args+=(--doc "$root/docs/benchmarks.md" --charts "$root/docs/bench")
+fi
+python3 "$report" "${report_args[@]}" || die "the report"
+
