@@ -8,7 +8,8 @@ use std::io::Write;
 
 use jaq_core::box_iter::box_once;
 use jaq_core::native::{bome, run, unary, v, Filter, Fun};
-use jaq_core::{DataT, Exn, RunPtr};
+use jaq_core::path::Opt;
+use jaq_core::{Bind, DataT, Exn, RunPtr, ValT as _, ValX};
 use jaq_json::{Num, Val};
 use jaq_std::ValT as _;
 
@@ -275,6 +276,69 @@ fn eprint(v: &Val) {
     };
 }
 
+/// `v` with `x` at `path`, created as jq's `setpath` creates it.
+fn set_path<'a>(v: JqVal, path: &[JqVal], x: &JqVal) -> ValX<'a, JqVal> {
+    match path.split_first() {
+        None => Ok(x.clone()),
+        Some((key, rest)) => v.map_index(key, Opt::Essential, |child| {
+            core::iter::once(set_path(child, rest, x))
+        }),
+    }
+}
+
+/// jq 1.8's `_modify(paths; update)`, the meaning of `paths |= update`:
+/// every path of `paths` is taken from the input first; each is set to the
+/// first output of `update` on the value there, and the paths where
+/// `update` gives nothing are collected rather than deleted at once (so
+/// deleting `.[1]` does not move what `.[2]` names). The output is
+/// `[value, paths to delete]`, for `_modify` in defs.jq to delete them.
+fn modify<'a, D: for<'b> DataT<V<'b> = JqVal>>(
+    mut cv: jaq_core::Cv<'a, D>,
+) -> Box<dyn Iterator<Item = ValX<'a, JqVal>> + 'a> {
+    let (update, uc) = cv.0.pop_fun();
+    let (paths, pc) = cv.0.pop_fun();
+    let mut root = cv.1;
+    // All paths first, and the iterator dropped, so that `root` is the only
+    // reference to the value and is changed in place.
+    let (mut found, mut failed) = (Vec::new(), None);
+    for vp in paths.paths((pc, (root.clone(), Default::default()))) {
+        match vp {
+            Ok((_, path)) => {
+                let path: Vec<JqVal> = path.iter().cloned().collect();
+                found.push(path.into_iter().rev().collect::<Vec<_>>());
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let mut deletions = Vec::new();
+    for path in found {
+        let mut old = Ok(root.clone());
+        for key in &path {
+            old = old.and_then(|v| v.index(key));
+        }
+        let old = match old {
+            Ok(old) => old,
+            Err(e) => return box_once(Err(Exn::from(e))),
+        };
+        match update.run((uc.clone(), old)).next() {
+            Some(Ok(new)) => match set_path(root, &path, &new) {
+                Ok(v) => root = v,
+                Err(e) => return box_once(Err(e)),
+            },
+            Some(Err(e)) => return box_once(Err(e)),
+            None => deletions.push(path.into_iter().collect::<JqVal>()),
+        }
+    }
+    if let Some(e) = failed {
+        return box_once(Err(e));
+    }
+    let deletions = deletions.into_iter().collect::<JqVal>();
+    box_once(Ok([root, deletions].into_iter().collect()))
+}
+
 /// The native filters, for a data type over `JqVal`.
 pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
     let natives: Box<[Filter<RunPtr<D>>]> = Box::new([
@@ -358,6 +422,11 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
             eprint(&cv.1 .0);
             Box::new(core::iter::empty())
         }),
+        (
+            "_modify_native",
+            [Bind::Fun(()), Bind::Fun(())].into(),
+            |cv| modify(cv),
+        ),
         ("halt_error_native", v(1), |mut cv| {
             let code = cv.0.pop_var();
             let Some(code) = code.as_isize().and_then(|c| i32::try_from(c).ok()) else {
