@@ -210,7 +210,18 @@ const ROWS: &[Row] = &[
     row("have_literal_numbers", "null", Out("true"), Same),
     row("{x: .5}", "null", Out(r#"{"x":0.5}"#), Same),
     row("$__loc__", "null", Out(r#"{"file":"<top-level>","line":1}"#), Same),
-    row(".[] as [$a] ?// $a | $a", "[[3]]", Out("3"), Differs("jaq's parser has no ?// (destructuring alternatives): exit 2")),
+    // Destructuring alternatives: an error in binding or body moves to the next.
+    row(".[] as [$a] ?// $a | $a", "[[3]]", Out("3"), Same),
+    row(r#".[] as [$a] ?// [$b] | if $a != null then error("err: \($a)") else {$a,$b} end"#, "[[3]]", Out(r#"{"a":null,"b":3}"#), Same),
+    row("[.[] as {a:$a} ?// {a:$a} ?// $a | $a]", "[[3],[4],[5],6]", Out("[[3],[4],[5],6]"), Same),
+    row("[.[] | . as {$a, b: [$c, {$d}]} ?// [$a, {$b}, $e] ?// $f | [$a, $b, $c, $d, $e, $f]]", r#"[{"a":1, "b":[2,{"d":3}]}, [4, {"b":5, "c":6}, 7, 8, 9], "foo"]"#, Out(r#"[[1,null,2,3,null,null],[4,5,null,null,7,null],[null,null,null,null,null,"foo"]]"#), Same),
+    row("[.[] as [$a] ?// $a | if ($a | type) == \"array\" then error(\"x\") else $a end]", "[[[1]]]", Error, Same),
+    row(". as {$a, $b:[$c, $d]} | [$a, $b, $c, $d]", r#"{"a":1, "b":[2,{"d":3}]}"#, Out(r#"[1,[2,{"d":3}],2,{"d":3}]"#), Same),
+    row("[reduce .[] / .[] as $i (0; . + $i)]", "[1,2]", Out("[4.5]"), Same),
+    // Several outputs on both sides of an operator come in jq's order.
+    row("[foreach .[] / .[] as $i (0; . + $i)]", "[1,2]", Out("[1,3,3.5,4.5]"), Same),
+    row("[(1,2) - (10,20)]", "null", Out("[-9,-8,-19,-18]"), Same),
+    row(r#"["\(1,2)-\(3,4)"]"#, "null", Out(r#"["1-3","2-3","1-4","2-4"]"#), Same),
     row("splits(\"a\")", r#""xay""#, Error, Same),
     // Control flow, variables, errors.
     row("if .a then .b = 1 else . end", r#"{"a":true}"#, Out(r#"{"a":true,"b":1}"#), Same),
