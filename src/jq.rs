@@ -290,6 +290,7 @@ impl Compiled {
         }
         let written = code;
         let code = &leading_dot_numbers(code);
+        let code = &rewrite::syntax(code).unwrap_or_else(|| code.clone());
         let code = &rewrite::assignments(code).unwrap_or_else(|| code.clone());
         let code = code.as_str();
         let wants_builtins = code.contains("builtins");

@@ -38,11 +38,10 @@ def delpaths($paths):
   end;
 def del(f): delpaths([path(f)]);
 
-# `|=`, `=`, `+=`, ... in the filter are rewritten to these (src/jq/rewrite.rs),
-# jq 1.8's definitions: paths from the input, deletions at the end.
-def _modify(paths; update):
-  _modify_native(paths; update) as [$v, $d] | $v | if $d == [] then . else delpaths($d) end;
-def _assign(paths; $value): _modify_native(paths; $value) | .[0];
+# `|=`, `=`, `+=`, ... in the filter are rewritten to _modify_native
+# (src/jq/rewrite.rs, src/jq/funs.rs): jq 1.8's _modify and _assign.
+def _modify(paths; update): _modify_native(paths; update);
+def _assign(paths; $value): _modify_native(paths; $value);
 
 # Paths and streams (jq 1.7.1's definitions).
 def leaf_paths: paths(scalars);

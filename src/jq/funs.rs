@@ -496,8 +496,7 @@ fn set_path<'a>(v: JqVal, path: &[JqVal], x: &JqVal) -> ValX<'a, JqVal> {
 /// every path of `paths` is taken from the input first; each is set to the
 /// first output of `update` on the value there, and the paths where
 /// `update` gives nothing are collected rather than deleted at once (so
-/// deleting `.[1]` does not move what `.[2]` names). The output is
-/// `[value, paths to delete]`, for `_modify` in defs.jq to delete them.
+/// deleting `.[1]` does not move what `.[2]` names).
 fn modify<'a, D: for<'b> DataT<V<'b> = JqVal>>(
     mut cv: jaq_core::Cv<'a, D>,
 ) -> Box<dyn Iterator<Item = ValX<'a, JqVal>> + 'a> {
@@ -535,14 +534,91 @@ fn modify<'a, D: for<'b> DataT<V<'b> = JqVal>>(
                 Err(e) => return box_once(Err(e)),
             },
             Some(Err(e)) => return box_once(Err(e)),
-            None => deletions.push(path.into_iter().collect::<JqVal>()),
+            None => deletions.push(path),
         }
     }
     if let Some(e) = failed {
         return box_once(Err(e));
     }
-    let deletions = deletions.into_iter().collect::<JqVal>();
-    box_once(Ok([root, deletions].into_iter().collect()))
+    box_once(delete_paths(root, deletions))
+}
+
+/// jq's `delpaths`: every path made absolute first (a negative index or a
+/// slice relative to the value as it is), then deleted from the last in
+/// sorted order, so that deleting `[0]` does not move what `[2]` names; a
+/// path through a missing (null) value deletes nothing.
+fn delete_paths<'a>(root: JqVal, paths: Vec<Vec<JqVal>>) -> ValX<'a, JqVal> {
+    let mut absolute: Vec<JqVal> = paths
+        .iter()
+        .map(|p| absolute_path(&root.0, p).into_iter().collect())
+        .collect();
+    absolute.sort();
+    absolute.dedup();
+    let mut root = root;
+    for path in absolute.into_iter().rev() {
+        let Val::Arr(path) = path.0 else {
+            unreachable!("collected as an array")
+        };
+        let path: Vec<JqVal> = path.iter().cloned().map(JqVal).collect();
+        root = delete_path(root, &path)?;
+    }
+    Ok(root)
+}
+
+fn absolute_path(v: &Val, path: &[JqVal]) -> Vec<JqVal> {
+    let Some((key, rest)) = path.split_first() else {
+        return Vec::new();
+    };
+    let len = match v {
+        Val::Arr(a) => Some(a.len() as f64),
+        _ => None,
+    };
+    let key = match (len, &key.0) {
+        (Some(n), k @ Val::Num(_)) if k.as_f64().is_some_and(|i| i < 0.0) => {
+            JqVal::from(k.as_f64().unwrap_or_default() + n)
+        }
+        (Some(n), Val::Obj(o)) => {
+            let get = |k: &str| o.get(&Val::from(k.to_string())).and_then(|v| v.as_f64());
+            let start = get("start").unwrap_or(0.0);
+            let start = if start < 0.0 { start + n } else { start };
+            let start = if start < 0.0 { 0.0 } else { start.floor() };
+            let end = get("end").unwrap_or(n);
+            let end = if end < 0.0 { end + n } else { end };
+            let end = if end > n { n } else { end.ceil() };
+            let map = [("start", start), ("end", end)]
+                .into_iter()
+                .map(|(k, v)| (Val::from(k.to_string()), Val::from(v)))
+                .collect();
+            JqVal(Val::obj(map))
+        }
+        _ => key.clone(),
+    };
+    let below = if key.0.as_f64().is_some_and(|i| i < 0.0) {
+        rest.to_vec()
+    } else {
+        let child = JqVal(v.clone()).index(&key).map_or(Val::Null, |c| c.0);
+        absolute_path(&child, rest)
+    };
+    core::iter::once(key).chain(below).collect()
+}
+
+fn delete_path<'a>(v: JqVal, path: &[JqVal]) -> ValX<'a, JqVal> {
+    match path {
+        [] => Ok(JqVal(Val::Null)),
+        _ if matches!(v.0, Val::Null) => Ok(v),
+        [key] => v.map_index(key, Opt::Essential, |_| core::iter::empty()),
+        [key, rest @ ..] => {
+            // the child is looked at, and let go, before the value is changed
+            let missing = matches!(v.clone().index(key)?.0, Val::Null);
+            if missing {
+                Ok(v)
+            } else {
+                v.map_index(key, Opt::Essential, |child| {
+                    core::iter::once(delete_path(child, rest))
+                })
+            }
+        }
+    }
 }
 
 /// The native filters, for a data type over `JqVal`.
