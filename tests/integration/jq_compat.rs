@@ -132,6 +132,7 @@ const ROWS: &[Row] = &[
     row(r#"sub("(?<x>a)?"; "[\(.x)]")"#, r#""b""#, Out(r#""[null]b""#), Same),
     row(r#"[splits(", *")]"#, r#""a, b,c""#, Out(r#"["a","b","c"]"#), Same),
     row(r#"[match("a*"; "gn") | .string]"#, r#""baaa""#, Out(r#"["aaa"]"#), Same),
+    row(r#"[test("( )*"; "gn")]"#, r#""abc""#, Out("[false]"), Same),
     row(r#"gsub(""; "-")"#, r#""a\u00e9b""#, Out(r#""-a-\u00e9--b-""#), Differs("after an empty match jq's regex engine steps into a character that is not ASCII")),
     row(r#"test("a$")"#, r#""ba\n""#, Out("true"), Differs("jq's $ also matches before a final newline; jaq's regex engine's does not")),
     row(r#"[match("a*?"; "gn") | .string]"#, r#""baaa""#, Out(r#"["a","a","a"]"#), Differs("the regex engine has no find-not-empty mode for lazy repetition")),
