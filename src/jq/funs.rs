@@ -367,9 +367,6 @@ fn match_impl(input: &Val, re: &Val, flags: &Val, test: bool) -> ValR {
             break;
         };
         let whole = caps.get(0).expect("group 0 is the match");
-        if test {
-            return Ok(JqVal::from(true));
-        }
         if whole.is_empty() && not_empty {
             if lazy_or_alternatives {
                 return Err(not_as_jq(
@@ -381,6 +378,9 @@ fn match_impl(input: &Val, re: &Val, flags: &Val, test: bool) -> ValR {
             // Oniguruma's FIND_NOT_EMPTY: search on from the next character
             start = whole.end() + s[whole.end()..].first().map_or(1, |b| utf8_len(*b));
             continue;
+        }
+        if test {
+            return Ok(JqVal::from(true));
         }
         let captures = (1..caps.len())
             .map(|i| {
