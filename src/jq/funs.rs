@@ -384,11 +384,7 @@ fn match_impl(input: &Val, re: &Val, flags: &Val, test: bool) -> ValR {
         }
         let captures = (1..caps.len())
             .map(|i| {
-                let name = names
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .map_or(Val::Null, |n| key(n));
+                let name = names.get(i).copied().flatten().map_or(Val::Null, &key);
                 let fields: Vec<(Val, Val)> = match caps.get(i) {
                     None => vec![
                         (key("offset"), Val::from(-1isize)),

@@ -765,8 +765,8 @@ fn syntax_once(code: &str) -> Option<String> {
         if (is(i, "reduce") || is(i, "foreach")) && !is(i + 1, ":") {
             let mut depth = 0;
             let mut end = None;
-            for j in i + 1..toks.len() {
-                match toks[j].2 {
+            for (j, tok) in toks.iter().enumerate().skip(i + 1) {
+                match tok.2 {
                     Tk::Open => depth += 1,
                     Tk::Close if depth == 0 => break,
                     Tk::Close => depth -= 1,
@@ -852,11 +852,11 @@ fn syntax_once(code: &str) -> Option<String> {
         let mut vars: Vec<&str> = Vec::new();
         for &(from, to) in &patterns {
             let mut parens = 0;
-            for j in from..to {
-                match text(j) {
+            for tok in &toks[from..to] {
+                match &code[tok.0..tok.1] {
                     "(" => parens += 1,
                     ")" => parens -= 1,
-                    v if toks[j].2 == Tk::Var && parens == 0 && !vars.contains(&v) => vars.push(v),
+                    v if tok.2 == Tk::Var && parens == 0 && !vars.contains(&v) => vars.push(v),
                     _ => {}
                 }
             }
