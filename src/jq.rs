@@ -21,6 +21,7 @@ mod stack {
         Running
     }
 }
+mod rewrite;
 mod val;
 pub use val::JqVal;
 
@@ -287,7 +288,10 @@ impl Compiled {
         if code.contains("$__loc__") {
             vars.push(("__loc__".to_string(), location(code)?));
         }
+        let written = code;
         let code = &leading_dot_numbers(code);
+        let code = &rewrite::syntax(code).unwrap_or_else(|| code.clone());
+        let code = &rewrite::assignments(code).unwrap_or_else(|| code.clone());
         let code = code.as_str();
         let wants_builtins = code.contains("builtins");
         vars.push(("__builtins".to_string(), Val::Null));
@@ -330,7 +334,7 @@ impl Compiled {
         let program = File { code, path: () };
         let modules = loader
             .load(&arena, program)
-            .map_err(|errors| usage(code, load_errors(code, errors)))?;
+            .map_err(|errors| usage(written, load_errors(code, errors)))?;
         let filter = Compiler::default()
             .with_funs(funs)
             .with_global_vars(names.iter().map(String::as_str))
@@ -342,7 +346,7 @@ impl Compiled {
                     .map(|(name, kind)| format!("undefined {} '{name}'", kind.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ");
-                usage(code, undefined)
+                usage(written, undefined)
             })?;
         Ok(Compiled {
             filter,

@@ -38,6 +38,11 @@ def delpaths($paths):
   end;
 def del(f): delpaths([path(f)]);
 
+# `|=`, `=`, `+=`, ... in the filter are rewritten to _modify_native
+# (src/jq/rewrite.rs, src/jq/funs.rs): jq 1.8's _modify and _assign.
+def _modify(paths; update): _modify_native(paths; update);
+def _assign(paths; $value): _modify_native(paths; $value);
+
 # Paths and streams (jq 1.7.1's definitions).
 def leaf_paths: paths(scalars);
 def pick(pathexps): . as $top | reduce path(pathexps) as $p (null; setpath($p; $top | getpath($p)));
@@ -106,30 +111,32 @@ def join($x): reduce .[] as $i (null;
     (if . == null then "" else . + $x end)
     + ($i | if . == null then "" elif type == "boolean" or type == "number" then tojson else . end)
   ) // "";
-# Regular expressions: jaq leaves out a group that took no part in a match
-# where jq reports it (string null, offset -1); that is an error here rather
-# than a shorter list of captures.
-def _all_groups($re):
-  ($re | regex_groups_native) as $n
-  | if (.[1:] | length) < $n
-    then error("a capture group of \($re | tojson) took no part in the match; etagstore cannot report it as jq does (as null)")
-    else . end;
-def match(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | .[0] + { captures: (.[1:] | map(.name = .name)) };
-def capture(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | capture_of_match;
-def scan_(re; flags): re as $re | matches(re; flags)[] | _all_groups($re) | [.[].string] | if .[1] then .[1:] else .[0] end;
-def scan(re; flags): scan_(re; "g" + flags);
-# jq also takes [regex, flags] as the one argument.
+# Regular expressions: jq 1.8's definitions over _match_impl (src/jq/funs.rs),
+# which steps through the string as jq does and reports a group that took no
+# part in a match as jq does (offset -1, string null).
+def match(re; mode): _match_impl(re; mode; false) | .[];
 def _re_args(f):
   (type) as $t
   | if $t == "string" then [., null]
     elif $t == "array" and length > 1 then [.[0], .[1]]
     elif $t == "array" and length > 0 then [.[0], null]
     else error("\($t) not a string or array") end;
-def match($val): ($val | _re_args(.)) as [$re, $flags] | match($re; $flags // "");
-def capture($val): ($val | _re_args(.)) as [$re, $flags] | capture($re; $flags // "");
-def scan(re): scan(re; "");
+def match($val): ($val | _re_args(.)) as [$re, $flags] | match($re; $flags);
+def test(re; mode): _match_impl(re; mode; true);
+def test($val): ($val | _re_args(.)) as [$re, $flags] | test($re; $flags);
+def capture(re; mods): match(re; mods) | reduce (.captures | .[] | select(.name != null) | { (.name): .string }) as $pair ({}; . + $pair);
+def capture($val): ($val | _re_args(.)) as [$re, $flags] | capture($re; $flags);
+def scan($re; $flags):
+  match($re; "g" + $flags)
+  | if (.captures | length > 0) then [.captures | .[] | .string] else .string end;
+def scan($re): scan($re; null);
+def splits($re; flags): . as $s
+  | [match($re; "g" + flags) | (.offset, .offset + .length)]
+  | [0] + . + [$s | length]
+  | range(0; length; 2) as $i | $s[.[$i]:.[$i + 1]];
+def splits($re): splits($re; null);
+def split($re; flags): [splits($re; flags)];
 
-def splits($re; flags): split($re; flags) | .[];
 def @csv:
   if type != "array" then error("\(type) (\(tojson)) cannot be csv-formatted, only an array can be")
   else map(
@@ -208,15 +215,13 @@ def _strindices($i):
 # jq's sub: the replacement's outputs are zipped over the matches (output i
 # of every match builds result i), not combined in every way.
 def sub($re; str; $flags): . as $in
-  | [matches($re; $flags)[] | {offset: .[0].offset, length: .[0].length, captures: .[1:]}] as $edits
-  | if $edits == [] then $in
-    else reduce $edits[] as $edit ({result: [], previous: 0};
+  | (reduce match($re; $flags) as $edit ({result: [], previous: 0};
         $in[.previous: $edit.offset] as $gap
         | [$edit.captures | map(select(.name != null) | {key: .name, value: .string}) | from_entries | str] as $inserts
         | reduce range(0; $inserts | length) as $ix (.; .result[$ix] += $gap + $inserts[$ix])
         | .previous = ($edit.offset + $edit.length))
-      | .result[] + $in[.previous:]
-    end;
+      | .result[] + $in[.previous:])
+    // $in;
 def sub($re; str): sub($re; str; "");
 def gsub($re; str; $flags): sub($re; str; $flags + "g");
 def gsub($re; str): sub($re; str; "g");

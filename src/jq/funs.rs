@@ -8,7 +8,8 @@ use std::io::Write;
 
 use jaq_core::box_iter::box_once;
 use jaq_core::native::{bome, run, unary, v, Filter, Fun};
-use jaq_core::{DataT, Exn, RunPtr};
+use jaq_core::path::Opt;
+use jaq_core::{Bind, DataT, Exn, RunPtr, ValT as _, ValX};
 use jaq_json::{Num, Val};
 use jaq_std::ValT as _;
 
@@ -266,6 +267,208 @@ fn regex_groups(re: &[u8]) -> usize {
     groups
 }
 
+/// An error whose text jq would not give: marked as jaq's (see
+/// `val::maybe_jaq_worded`), so that a result holding it is refused.
+fn not_as_jq(text: String) -> Error {
+    Error::new(JqVal(Val::byte_str(text.into_bytes())))
+}
+
+/// The number of characters that start before byte `at` of `s`, as jq
+/// counts an offset.
+fn char_offset(s: &[u8], at: usize) -> usize {
+    s[..at].iter().filter(|b| (**b as i8) >= -0x40).count()
+}
+
+/// jq 1.8's `_match_impl(re; flags; test)`: the matches of `re` in the
+/// input as jq's objects (or, with `test`, whether there is one).
+///
+/// The search steps through the string as jq steps Oniguruma through it:
+/// after a match the next search starts where it ended, so an empty match
+/// right after a match counts (`"baaac" | [match("a*"; "g")]` has one at 4);
+/// after an empty match it starts one byte on. Where that byte is inside a
+/// character, Oniguruma matches inside the character and jq reports odd
+/// offsets; that is an error here. `$` before a final newline, the flag `l`
+/// (longest match) and `n` with alternatives or lazy repetition are errors
+/// too: the regex engine has no such modes.
+fn match_impl(input: &Val, re: &Val, flags: &Val, test: bool) -> ValR {
+    use regex_bites::bytes::RegexBuilder;
+    let Val::TStr(s) = input else {
+        return Err(msg(format!(
+            "{} ({}) cannot be matched, as it is not a string",
+            type_name(input),
+            super::val::dump(input)
+        )));
+    };
+    let Val::TStr(re_text) = re else {
+        return Err(msg(format!(
+            "{} ({}) is not a string",
+            type_name(re),
+            super::val::dump(re)
+        )));
+    };
+    let (mut global, mut not_empty) = (false, false);
+    let mut builder = RegexBuilder::new(&String::from_utf8_lossy(re_text));
+    match flags {
+        Val::Null => {}
+        Val::TStr(f) => {
+            for c in f.iter() {
+                match c {
+                    b'g' => global = true,
+                    b'i' => drop(builder.case_insensitive(true)),
+                    b'x' => drop(builder.ignore_whitespace(true)),
+                    b'n' => not_empty = true,
+                    b's' => {}
+                    b'p' => drop(builder.dot_matches_new_line(true)),
+                    b'l' => {
+                        return Err(not_as_jq(
+                            "the regex flag l (longest match) is not supported by etagstore".into(),
+                        ))
+                    }
+                    _ => {
+                        return Err(msg(format!(
+                            "{} is not a valid modifier string",
+                            String::from_utf8_lossy(f)
+                        )))
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(msg(format!(
+                "{} ({}) is not a string",
+                type_name(other),
+                super::val::dump(other)
+            )))
+        }
+    }
+    let re = builder
+        .build()
+        .map_err(|e| not_as_jq(format!("invalid regex: {e}")))?;
+    let re_bytes: &[u8] = re_text;
+    if s.ends_with(b"\n") && has_dollar(re_bytes) {
+        return Err(not_as_jq(
+            "etagstore cannot match $ as jq does in a string that ends with a newline \
+             (jq's $ also matches before it)"
+                .into(),
+        ));
+    }
+    let lazy_or_alternatives = re_bytes.contains(&b'|')
+        || re_bytes
+            .windows(2)
+            .any(|w| matches!(w, [b'*' | b'+' | b'?' | b'}', b'?']));
+    let names: Vec<Option<&str>> = re.capture_names().collect();
+    let text =
+        |from: usize, to: usize| Val::from(String::from_utf8_lossy(&s[from..to]).into_owned());
+    let key = |k: &str| Val::from(k.to_string());
+    let mut found = Vec::new();
+    let mut start = 0;
+    while start <= s.len() {
+        let Some(caps) = re.captures_at(s, start) else {
+            break;
+        };
+        let whole = caps.get(0).expect("group 0 is the match");
+        if whole.is_empty() && not_empty {
+            if lazy_or_alternatives {
+                return Err(not_as_jq(
+                    "etagstore cannot match with the flag n as jq does when the expression \
+                     matches the empty string"
+                        .into(),
+                ));
+            }
+            // Oniguruma's FIND_NOT_EMPTY: search on from the next character
+            start = whole.end() + s[whole.end()..].first().map_or(1, |b| utf8_len(*b));
+            continue;
+        }
+        if test {
+            return Ok(JqVal::from(true));
+        }
+        let captures = (1..caps.len())
+            .map(|i| {
+                let name = names.get(i).copied().flatten().map_or(Val::Null, &key);
+                let fields: Vec<(Val, Val)> = match caps.get(i) {
+                    None => vec![
+                        (key("offset"), Val::from(-1isize)),
+                        (key("string"), Val::Null),
+                        (key("length"), Val::from(0usize)),
+                        (key("name"), name),
+                    ],
+                    Some(c) if c.is_empty() => vec![
+                        (key("offset"), Val::from(char_offset(s, c.start()))),
+                        (key("string"), text(c.start(), c.start())),
+                        (key("length"), Val::from(0usize)),
+                        (key("name"), name),
+                    ],
+                    Some(c) => vec![
+                        (key("offset"), Val::from(char_offset(s, c.start()))),
+                        (key("length"), Val::from(char_offset(c.as_bytes(), c.len()))),
+                        (key("string"), text(c.start(), c.end())),
+                        (key("name"), name),
+                    ],
+                };
+                Val::obj(fields.into_iter().collect())
+            })
+            .collect();
+        found.push(Val::obj(
+            [
+                (key("offset"), Val::from(char_offset(s, whole.start()))),
+                (
+                    key("length"),
+                    Val::from(char_offset(whole.as_bytes(), whole.len())),
+                ),
+                (key("string"), text(whole.start(), whole.end())),
+                (key("captures"), Val::Arr(jaq_json::Rc::new(captures))),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        if !global {
+            break;
+        }
+        if whole.is_empty() {
+            if s.get(whole.end()).is_some_and(|b| *b >= 0xC0) {
+                return Err(not_as_jq(
+                    "etagstore cannot match as jq does here: after an empty match jq's \
+                     regex engine steps into the next character, which is not ASCII"
+                        .into(),
+                ));
+            }
+            start = whole.end() + 1;
+        } else {
+            start = whole.end();
+        }
+    }
+    if test {
+        return Ok(JqVal::from(false));
+    }
+    Ok(JqVal(Val::Arr(jaq_json::Rc::new(found))))
+}
+
+/// The length of the UTF-8 sequence that starts with `b`.
+fn utf8_len(b: u8) -> usize {
+    match b {
+        0xF0.. => 4,
+        0xE0.. => 3,
+        0xC0.. => 2,
+        _ => 1,
+    }
+}
+
+/// Whether a regular expression has a `$` (not escaped, not in a class).
+fn has_dollar(re: &[u8]) -> bool {
+    let (mut i, mut in_class) = (0, false);
+    while i < re.len() {
+        match re[i] {
+            b'\\' => i += 1,
+            b'[' => in_class = true,
+            b']' => in_class = false,
+            b'$' if !in_class => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Writes `v` to standard error as jq's `stderr` does: compact, no newline.
 fn eprint(v: &Val) {
     let mut err = std::io::stderr().lock();
@@ -273,6 +476,145 @@ fn eprint(v: &Val) {
         Val::TStr(s) => err.write_all(s),
         _ => err.write_all(to_json(v).as_bytes()),
     };
+}
+
+/// `v` with `x` at `path`, created as jq's `setpath` creates it.
+fn set_path<'a>(v: JqVal, path: &[JqVal], x: &JqVal) -> ValX<'a, JqVal> {
+    match path.split_first() {
+        None => Ok(x.clone()),
+        Some((key, rest)) => v.map_index(key, Opt::Essential, |child| {
+            core::iter::once(set_path(child, rest, x))
+        }),
+    }
+}
+
+/// jq 1.8's `_modify(paths; update)`, the meaning of `paths |= update`:
+/// every path of `paths` is taken from the input first; each is set to the
+/// first output of `update` on the value there, and the paths where
+/// `update` gives nothing are collected rather than deleted at once (so
+/// deleting `.[1]` does not move what `.[2]` names).
+fn modify<'a, D: for<'b> DataT<V<'b> = JqVal>>(
+    mut cv: jaq_core::Cv<'a, D>,
+) -> Box<dyn Iterator<Item = ValX<'a, JqVal>> + 'a> {
+    let (update, uc) = cv.0.pop_fun();
+    let (paths, pc) = cv.0.pop_fun();
+    let mut root = cv.1;
+    // All paths first, and the iterator dropped, so that `root` is the only
+    // reference to the value and is changed in place.
+    let (mut found, mut failed) = (Vec::new(), None);
+    for vp in paths.paths((pc, (root.clone(), Default::default()))) {
+        match vp {
+            Ok((_, path)) => {
+                let path: Vec<JqVal> = path.iter().cloned().collect();
+                found.push(path.into_iter().rev().collect::<Vec<_>>());
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let mut deletions = Vec::new();
+    for path in found {
+        let mut old = Ok(root.clone());
+        for key in &path {
+            old = old.and_then(|v| v.index(key));
+        }
+        let old = match old {
+            Ok(old) => old,
+            Err(e) => return box_once(Err(Exn::from(e))),
+        };
+        match update.run((uc.clone(), old)).next() {
+            Some(Ok(new)) => match set_path(root, &path, &new) {
+                Ok(v) => root = v,
+                Err(e) => return box_once(Err(e)),
+            },
+            Some(Err(e)) => return box_once(Err(e)),
+            None => deletions.push(path),
+        }
+    }
+    if let Some(e) = failed {
+        return box_once(Err(e));
+    }
+    box_once(delete_paths(root, deletions))
+}
+
+/// jq's `delpaths`: every path made absolute first (a negative index or a
+/// slice relative to the value as it is), then deleted from the last in
+/// sorted order, so that deleting `[0]` does not move what `[2]` names; a
+/// path through a missing (null) value deletes nothing.
+fn delete_paths<'a>(root: JqVal, paths: Vec<Vec<JqVal>>) -> ValX<'a, JqVal> {
+    let mut absolute: Vec<JqVal> = paths
+        .iter()
+        .map(|p| absolute_path(&root.0, p).into_iter().collect())
+        .collect();
+    absolute.sort();
+    absolute.dedup();
+    let mut root = root;
+    for path in absolute.into_iter().rev() {
+        let Val::Arr(path) = path.0 else {
+            unreachable!("collected as an array")
+        };
+        let path: Vec<JqVal> = path.iter().cloned().map(JqVal).collect();
+        root = delete_path(root, &path)?;
+    }
+    Ok(root)
+}
+
+fn absolute_path(v: &Val, path: &[JqVal]) -> Vec<JqVal> {
+    let Some((key, rest)) = path.split_first() else {
+        return Vec::new();
+    };
+    let len = match v {
+        Val::Arr(a) => Some(a.len() as f64),
+        _ => None,
+    };
+    let key = match (len, &key.0) {
+        (Some(n), k @ Val::Num(_)) if k.as_f64().is_some_and(|i| i < 0.0) => {
+            JqVal::from(k.as_f64().unwrap_or_default() + n)
+        }
+        (Some(n), Val::Obj(o)) => {
+            let get = |k: &str| o.get(&Val::from(k.to_string())).and_then(|v| v.as_f64());
+            let start = get("start").unwrap_or(0.0);
+            let start = if start < 0.0 { start + n } else { start };
+            let start = if start < 0.0 { 0.0 } else { start.floor() };
+            let end = get("end").unwrap_or(n);
+            let end = if end < 0.0 { end + n } else { end };
+            let end = if end > n { n } else { end.ceil() };
+            let map = [("start", start), ("end", end)]
+                .into_iter()
+                .map(|(k, v)| (Val::from(k.to_string()), Val::from(v)))
+                .collect();
+            JqVal(Val::obj(map))
+        }
+        _ => key.clone(),
+    };
+    let below = if key.0.as_f64().is_some_and(|i| i < 0.0) {
+        rest.to_vec()
+    } else {
+        let child = JqVal(v.clone()).index(&key).map_or(Val::Null, |c| c.0);
+        absolute_path(&child, rest)
+    };
+    core::iter::once(key).chain(below).collect()
+}
+
+fn delete_path<'a>(v: JqVal, path: &[JqVal]) -> ValX<'a, JqVal> {
+    match path {
+        [] => Ok(JqVal(Val::Null)),
+        _ if matches!(v.0, Val::Null) => Ok(v),
+        [key] => v.map_index(key, Opt::Essential, |_| core::iter::empty()),
+        [key, rest @ ..] => {
+            // the child is looked at, and let go, before the value is changed
+            let missing = matches!(v.clone().index(key)?.0, Val::Null);
+            if missing {
+                Ok(v)
+            } else {
+                v.map_index(key, Opt::Essential, |child| {
+                    core::iter::once(delete_path(child, rest))
+                })
+            }
+        }
+    }
 }
 
 /// The native filters, for a data type over `JqVal`.
@@ -358,6 +700,17 @@ pub fn funs<D: for<'a> DataT<V<'a> = JqVal>>() -> impl Iterator<Item = Fun<D>> {
             eprint(&cv.1 .0);
             Box::new(core::iter::empty())
         }),
+        ("_match_impl", v(3), |mut cv| {
+            let test = cv.0.pop_var();
+            let flags = cv.0.pop_var();
+            let re = cv.0.pop_var();
+            bome(match_impl(&cv.1 .0, &re.0, &flags.0, test.0.as_bool()))
+        }),
+        (
+            "_modify_native",
+            [Bind::Fun(()), Bind::Fun(())].into(),
+            |cv| modify(cv),
+        ),
         ("halt_error_native", v(1), |mut cv| {
             let code = cv.0.pop_var();
             let Some(code) = code.as_isize().and_then(|c| i32::try_from(c).ok()) else {

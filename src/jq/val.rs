@@ -422,8 +422,11 @@ impl jaq_core::ValT for JqVal {
                 Ok(JqVal(got.cloned().unwrap_or(Val::Null)))
             }
             (v @ Val::Arr(_), Val::Arr(_)) => v.index(index).map(JqVal).map_err(err),
-            (v @ (Val::Arr(_) | Val::TStr(_)), Val::Obj(_)) => {
-                v.index(index).map(JqVal).map_err(err)
+            // a slice as a path element (`getpath([{"start": 1.5, "end": 3.5}])`)
+            (v @ (Val::Arr(_) | Val::TStr(_)), Val::Obj(o)) => {
+                let bound = |k: &str| o.get(&Val::from(k.to_string())).cloned().map(JqVal);
+                let (start, end) = (bound("start"), bound("end"));
+                JqVal(v).range(start.as_ref()..end.as_ref())
             }
             (v, _) => Err(cannot_index(&v, index)),
         }
@@ -441,6 +444,7 @@ impl jaq_core::ValT for JqVal {
                 if floats {
                     let len = match &v {
                         Val::Arr(a) => a.len(),
+                        Val::TStr(t) | Val::BStr(t) => String::from_utf8_lossy(t).chars().count(),
                         _ => return v.range(inner).map(JqVal).map_err(err),
                     };
                     let (from, upto) = slice_bounds(&range, len)?;
@@ -582,6 +586,9 @@ impl jaq_core::ValT for JqVal {
                 }
                 Ok(JqVal(Val::Arr(a)))
             }
+            (v @ (Val::TStr(_) | Val::BStr(_)), Val::Obj(_)) => opt.fail(JqVal(v), |_| {
+                Exn::from(msg("Cannot update string slices".into()))
+            }),
             (v @ Val::Arr(_), Val::Arr(_)) => opt.fail(JqVal(v), |_| {
                 Exn::from(msg("Cannot update field at array index of array".into()))
             }),
