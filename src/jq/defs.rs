@@ -27,29 +27,91 @@ struct Piece {
     text: &'static str,
 }
 
-fn pieces() -> Vec<Piece> {
-    let mut pieces = Vec::with_capacity(256);
-    for text in TEXTS {
-        let mut starts: Vec<usize> = text.match_indices("\ndef ").map(|(at, _)| at + 1).collect();
-        if text.starts_with("def ") {
-            starts.insert(0, 0);
+/// Where a piece is: found while compiling etagstore, so a run only
+/// compares names.
+#[derive(Clone, Copy)]
+struct Span {
+    text: usize,
+    start: usize,
+    name_start: usize,
+    name_end: usize,
+}
+
+const PIECES: usize = spans_in::<0>(None);
+const SPANS: [Span; PIECES] = {
+    let mut spans = [Span {
+        text: 0,
+        start: 0,
+        name_start: 0,
+        name_end: 0,
+    }; PIECES];
+    spans_in(Some(&mut spans));
+    spans
+};
+
+/// Counts the pieces, and writes their spans if given room.
+const fn spans_in<const N: usize>(mut out: Option<&mut [Span; N]>) -> usize {
+    let mut count = 0;
+    let mut text = 0;
+    while text < TEXTS.len() {
+        let bytes = TEXTS[text].as_bytes();
+        let mut at = 0;
+        while at + 4 <= bytes.len() {
+            let line_start = at == 0 || bytes[at - 1] == b'\n';
+            if line_start
+                && bytes[at] == b'd'
+                && bytes[at + 1] == b'e'
+                && bytes[at + 2] == b'f'
+                && bytes[at + 3] == b' '
+            {
+                let mut name_start = at + 4;
+                while name_start < bytes.len() && bytes[name_start].is_ascii_whitespace() {
+                    name_start += 1;
+                }
+                let mut name_end = name_start;
+                while name_end < bytes.len() && is_name_byte(bytes[name_end]) {
+                    name_end += 1;
+                }
+                if let Some(out) = &mut out {
+                    out[count] = Span {
+                        text,
+                        start: at,
+                        name_start,
+                        name_end,
+                    };
+                }
+                count += 1;
+            }
+            at += 1;
         }
-        let ends = starts.iter().skip(1).copied().chain([text.len()]);
-        for (start, end) in starts.iter().copied().zip(ends) {
-            let text = &text[start..end];
-            let rest = text["def ".len()..].trim_start();
-            let name_len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
-            pieces.push(Piece {
-                name: &rest[..name_len],
-                text,
-            });
-        }
+        text += 1;
     }
-    pieces
+    count
+}
+
+fn piece(at: usize) -> Piece {
+    let span = SPANS[at];
+    let text = TEXTS[span.text];
+    let end = match SPANS.get(at + 1) {
+        Some(next) if next.text == span.text => next.start,
+        _ => text.len(),
+    };
+    Piece {
+        name: &text[span.name_start..span.name_end],
+        text: &text[span.start..end],
+    }
+}
+
+fn pieces() -> impl Iterator<Item = Piece> {
+    (0..PIECES).map(piece)
+}
+
+const fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'@'
 }
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '@'
+    c.is_ascii() && is_name_byte(c as u8)
 }
 
 fn parse(piece: &Piece) -> Def {
@@ -73,11 +135,10 @@ pub fn all() -> impl Iterator<Item = Def> {
 /// identifier-like word, a superset) and those their bodies call are
 /// parsed and kept, in their order (later ones still shadow).
 pub fn used(code: &str) -> Vec<Def> {
-    let pieces = pieces();
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
     let mut work: Vec<&str> = Vec::new();
     let mut want = |name: &str, work: &mut Vec<&'static str>| {
-        if let Some(piece) = pieces.iter().find(|p| p.name == name) {
+        if let Some(piece) = pieces().find(|p| p.name == name) {
             if wanted.insert(piece.name) {
                 work.push(piece.name);
             }
@@ -97,8 +158,8 @@ pub fn used(code: &str) -> Vec<Def> {
     let mut parsed: Vec<(usize, Def)> = Vec::new();
     let mut called = Vec::new();
     while let Some(name) = work.pop() {
-        for (at, piece) in pieces.iter().enumerate().filter(|(_, p)| p.name == name) {
-            let def = parse(piece);
+        for (at, piece) in pieces().enumerate().filter(|(_, p)| p.name == name) {
+            let def = parse(&piece);
             names_in(&def.body, &mut called);
             parsed.push((at, def));
         }
@@ -205,9 +266,8 @@ mod tests {
 
     #[test]
     fn each_piece_is_one_top_level_definition() {
-        let pieces = pieces();
-        let one_by_one: Vec<Def> = pieces.iter().map(parse).collect();
-        for (piece, def) in pieces.iter().zip(&one_by_one) {
+        let one_by_one: Vec<Def> = pieces().map(|piece| parse(&piece)).collect();
+        for (piece, def) in pieces().zip(&one_by_one) {
             assert_eq!(piece.name, def.name, "{:?}", piece.text);
         }
         assert_eq!(
@@ -219,7 +279,7 @@ mod tests {
 
     #[test]
     fn only_the_definitions_a_filter_reaches_are_parsed() {
-        let total = pieces().len();
+        let total = PIECES;
         assert!(used(".n += 1").is_empty());
         assert!(used(".a.b |= . + 1 | .c = \"d\"").is_empty());
         let names: Vec<_> = used("del(.a) | @csv").into_iter().map(|d| d.name).collect();
