@@ -33,8 +33,7 @@ struct Piece {
 struct Span {
     text: usize,
     start: usize,
-    name_start: usize,
-    name_end: usize,
+    name: &'static str,
 }
 
 const PIECES: usize = spans_in::<0>(None);
@@ -42,8 +41,7 @@ const SPANS: [Span; PIECES] = {
     let mut spans = [Span {
         text: 0,
         start: 0,
-        name_start: 0,
-        name_end: 0,
+        name: "",
     }; PIECES];
     spans_in(Some(&mut spans));
     spans
@@ -73,11 +71,15 @@ const fn spans_in<const N: usize>(mut out: Option<&mut [Span; N]>) -> usize {
                     name_end += 1;
                 }
                 if let Some(out) = &mut out {
+                    let (_, name) = bytes.split_at(name_start);
+                    let (name, _) = name.split_at(name_end - name_start);
+                    let Ok(name) = std::str::from_utf8(name) else {
+                        panic!("a name is ASCII")
+                    };
                     out[count] = Span {
                         text,
                         start: at,
-                        name_start,
-                        name_end,
+                        name,
                     };
                 }
                 count += 1;
@@ -97,13 +99,14 @@ fn piece(at: usize) -> Piece {
         _ => text.len(),
     };
     Piece {
-        name: &text[span.name_start..span.name_end],
+        name: span.name,
         text: &text[span.start..end],
     }
 }
 
-fn pieces() -> impl Iterator<Item = Piece> {
-    (0..PIECES).map(piece)
+/// The pieces that define `name`, by their place.
+fn defining(name: &str) -> impl Iterator<Item = usize> + '_ {
+    (0..PIECES).filter(move |&at| SPANS[at].name == name)
 }
 
 const fn is_name_byte(b: u8) -> bool {
@@ -138,9 +141,9 @@ pub fn used(code: &str) -> Vec<Def> {
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
     let mut work: Vec<&str> = Vec::new();
     let mut want = |name: &str, work: &mut Vec<&'static str>| {
-        if let Some(piece) = pieces().find(|p| p.name == name) {
-            if wanted.insert(piece.name) {
-                work.push(piece.name);
+        if let Some(at) = defining(name).next() {
+            if wanted.insert(SPANS[at].name) {
+                work.push(SPANS[at].name);
             }
         }
     };
@@ -158,8 +161,8 @@ pub fn used(code: &str) -> Vec<Def> {
     let mut parsed: Vec<(usize, Def)> = Vec::new();
     let mut called = Vec::new();
     while let Some(name) = work.pop() {
-        for (at, piece) in pieces().enumerate().filter(|(_, p)| p.name == name) {
-            let def = parse(&piece);
+        for at in defining(name) {
+            let def = parse(&piece(at));
             names_in(&def.body, &mut called);
             parsed.push((at, def));
         }
@@ -250,6 +253,10 @@ fn names_in(term: &Term<&'static str>, out: &mut Vec<&'static str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pieces() -> impl Iterator<Item = Piece> {
+        (0..PIECES).map(piece)
+    }
 
     fn debug(defs: impl IntoIterator<Item = Def>) -> Vec<String> {
         defs.into_iter().map(|def| format!("{def:?}")).collect()
