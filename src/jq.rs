@@ -9,6 +9,7 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{data, Compiler, Ctx, Vars};
 use jaq_json::Val;
 
+mod defs;
 mod funs;
 #[cfg(target_os = "linux")]
 mod stack;
@@ -296,10 +297,6 @@ impl Compiled {
         let wants_builtins = code.contains("builtins");
         vars.push(("__builtins".to_string(), Val::Null));
         let names: Vec<String> = vars.iter().map(|(name, _)| format!("${name}")).collect();
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs())
-            .chain(own_defs());
         let funs: Vec<_> = jaq_core::funs()
             .chain(
                 jaq_std::funs()
@@ -308,11 +305,7 @@ impl Compiled {
             .chain(funs::funs())
             .collect();
         if wants_builtins {
-            let defs = jaq_core::defs()
-                .chain(jaq_std::defs())
-                .chain(jaq_json::defs())
-                .chain(own_defs())
-                .map(|def| (def.name, def.args.len()));
+            let defs = defs::all().map(|def| (def.name, def.args.len()));
             let natives = funs.iter().map(|(name, args, _)| (*name, args.len()));
             let mut list: Vec<String> = defs
                 .chain(natives)
@@ -329,7 +322,7 @@ impl Compiled {
             let builtins = list.into_iter().map(Val::from).collect();
             vars.last_mut().expect("pushed above").1 = builtins;
         }
-        let loader = Loader::new(used_defs(code, defs.collect()));
+        let loader = Loader::new(defs::used(code));
         let arena = Arena::default();
         let program = File { code, path: () };
         let modules = loader
@@ -557,132 +550,6 @@ fn has_float(value: &Val) -> bool {
     }
 }
 
-type Def = jaq_core::load::parse::Def<&'static str>;
-
-/// The definitions `code` can reach: jaq compiles every definition it is
-/// given, and start-up is most of an `edit --jq`, so only the names the
-/// filter's text mentions (any identifier-like word, a superset) and what
-/// their bodies call are kept, in their order (later ones still shadow).
-fn used_defs(code: &str, defs: Vec<Def>) -> Vec<Def> {
-    use std::collections::BTreeSet;
-    let mut wanted: BTreeSet<&str> = BTreeSet::new();
-    let mut work: Vec<&str> = Vec::new();
-    let mut word_start = None;
-    for (i, c) in code.char_indices().chain([(code.len(), ' ')]) {
-        let word = c.is_ascii_alphanumeric() || c == '_' || c == '@';
-        match (word, word_start) {
-            (true, None) => word_start = Some(i),
-            (false, Some(start)) => {
-                let name = &code[start..i];
-                if let Some(def) = defs.iter().find(|d| d.name == name) {
-                    if wanted.insert(def.name) {
-                        work.push(def.name);
-                    }
-                }
-                word_start = None;
-            }
-            _ => {}
-        }
-    }
-    while let Some(name) = work.pop() {
-        let mut called = Vec::new();
-        for def in defs.iter().filter(|d| d.name == name) {
-            names_in(&def.body, &mut called);
-        }
-        for name in called {
-            if wanted.insert(name) {
-                work.push(name);
-            }
-        }
-    }
-    defs.into_iter()
-        .filter(|d| wanted.contains(d.name))
-        .collect()
-}
-
-/// The names a definition's body calls (and the formats its strings use).
-fn names_in(term: &jaq_core::load::parse::Term<&'static str>, out: &mut Vec<&'static str>) {
-    use jaq_core::load::lex::StrPart;
-    use jaq_core::load::parse::{BinaryOp, Pattern, Term};
-    use jaq_core::path::Part;
-    fn pattern(p: &Pattern<&'static str>, out: &mut Vec<&'static str>) {
-        match p {
-            Pattern::Var(_) => {}
-            Pattern::Arr(ps) => ps.iter().for_each(|p| pattern(p, out)),
-            Pattern::Obj(kvs) => kvs.iter().for_each(|(k, p)| {
-                names_in(k, out);
-                pattern(p, out);
-            }),
-        }
-    }
-    match term {
-        Term::Id | Term::Recurse | Term::Num(_) | Term::Break(_) | Term::Var(_) => {}
-        Term::Str(fmt, parts) => {
-            out.extend(fmt.iter().copied());
-            for part in parts {
-                if let StrPart::Term(t) = part {
-                    names_in(t, out);
-                }
-            }
-        }
-        Term::Arr(t) => t.iter().for_each(|t| names_in(t, out)),
-        Term::Obj(kvs) => kvs.iter().for_each(|(k, v)| {
-            names_in(k, out);
-            v.iter().for_each(|v| names_in(v, out));
-        }),
-        Term::Neg(t) | Term::Label(_, t) => names_in(t, out),
-        Term::BinOp(l, op, r) => {
-            names_in(l, out);
-            names_in(r, out);
-            if let BinaryOp::Pipe(Some(p)) = op {
-                pattern(p, out);
-            }
-        }
-        Term::Fold(_, xs, p, args) => {
-            names_in(xs, out);
-            pattern(p, out);
-            args.iter().for_each(|a| names_in(a, out));
-        }
-        Term::TryCatch(t, catch) => {
-            names_in(t, out);
-            catch.iter().for_each(|c| names_in(c, out));
-        }
-        Term::IfThenElse(branches, otherwise) => {
-            for (cond, then) in branches {
-                names_in(cond, out);
-                names_in(then, out);
-            }
-            otherwise.iter().for_each(|t| names_in(t, out));
-        }
-        Term::Def(defs, body) => {
-            defs.iter().for_each(|d| names_in(&d.body, out));
-            names_in(body, out);
-        }
-        Term::Call(name, args) => {
-            out.push(name);
-            args.iter().for_each(|a| names_in(a, out));
-        }
-        Term::Path(t, path) => {
-            names_in(t, out);
-            for (part, _) in &path.0 {
-                match part {
-                    Part::Index(i) => names_in(i, out),
-                    Part::Range(from, upto) => {
-                        from.iter().chain(upto).for_each(|t| names_in(t, out))
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// etagstore's own definitions (src/jq/defs.jq), after jaq's.
-fn own_defs() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
-    jaq_core::load::parse(include_str!("jq/defs.jq"), |p| p.defs())
-        .expect("src/jq/defs.jq parses")
-        .into_iter()
-}
-
 /// jq reads `.5` as `0.5`; jaq's lexer does not: insert the `0` where a
 /// `.` followed by a digit starts a term (after an operator, a bracket, a
 /// separator or at the start), outside strings.
@@ -809,24 +676,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_definitions_a_filter_reaches_are_compiled() {
-        let all = || {
-            jaq_core::defs()
-                .chain(jaq_std::defs())
-                .chain(jaq_json::defs())
-                .chain(own_defs())
-                .collect::<Vec<_>>()
-        };
-        let total = all().len();
-        assert!(used_defs(".n += 1", all()).is_empty());
-        let names: Vec<_> = used_defs("del(.a) | @csv", all())
-            .into_iter()
-            .map(|d| d.name)
-            .collect();
-        for name in ["del", "delpaths", "_delpath", "@csv", "join", "unique"] {
-            assert!(names.contains(&name), "{name}: {names:?}");
-        }
-        assert!(names.len() < total / 4, "{} of {total}", names.len());
+    fn a_filter_runs_with_the_definitions_it_reaches() {
         assert_eq!(
             run("del(.a) | to_entries | @csv", r#"{"a":1}"#).unwrap(),
             "\"\"\n"
