@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use md5::{Digest, Md5};
 
-use super::CHUNK;
+use super::{CHUNK, FIRST_CHUNK};
 
 /// Lower-case hex of an MD5 digest.
 pub fn hex(digest: &[u8]) -> String {
@@ -41,7 +41,9 @@ pub fn etag_of_file(file: &File, size: u64) -> io::Result<String> {
 /// hash on a thread whose result is no longer wanted ends within a chunk.
 pub fn etag_of_file_unless(file: &File, size: u64, cancelled: &AtomicBool) -> io::Result<String> {
     let mut md5 = Md5::new();
-    let mut buf = vec![0u8; CHUNK];
+    // One byte past the size, so a file of the size said ends in one read.
+    let first = usize::try_from(size).map_or(CHUNK, |size| size.saturating_add(1));
+    let mut buf = vec![0u8; first.clamp(FIRST_CHUNK, CHUNK)];
     let mut offset = 0u64;
     loop {
         if cancelled.load(Ordering::Relaxed) {
