@@ -724,7 +724,7 @@ pub struct ListArgs {
 
 /// The hot command lines without clap: building clap's tree of 13
 /// subcommands and their help costs a `get` more than reading the document
-/// does (docs/benchmarks.md, "Start-up"). Taken: `get KEY` and
+/// does (docs/benchmarks.md, "Start-up, round 2"). Taken: `get KEY` and
 /// `set KEY [VALUE] --etag E`, with `--store DIR` and `--error-format F`
 /// anywhere after the program's name (they are global), in the forms
 /// `--flag VALUE` and `--flag=VALUE`. Anything else, and anything clap might
