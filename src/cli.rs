@@ -116,8 +116,8 @@ pub const DEFAULT_RETRIES: u32 = 10;
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Cli {
-    /// Parses the process's command line. `get KEY` and `set KEY [VALUE]
-    /// --etag E`, the commands scripts run in loops, are read by `parse_fast`;
+    /// Parses the process's command line. `get`, `etag` and `set --etag`
+    /// in their plain shapes, the commands scripts run in loops, are read by `parse_fast`;
     /// every other line, and every error, is clap's.
     pub fn parse_args() -> Result<Cli, clap::Error> {
         let args: Vec<OsString> = std::env::args_os().collect();
@@ -724,8 +724,8 @@ pub struct ListArgs {
 
 /// The hot command lines without clap: building clap's tree of 13
 /// subcommands and their help costs a `get` more than reading the document
-/// does (docs/benchmarks.md, "Start-up, round 2"). Taken: `get KEY` and
-/// `set KEY [VALUE] --etag E`, with `--store DIR` and `--error-format F`
+/// does (docs/benchmarks.md, "Start-up, round 2"). Taken:
+/// `get KEY [-o FILE | --json]`, `etag KEY` and `set KEY [VALUE] --etag E`, with `--store DIR` and `--error-format F`
 /// anywhere after the program's name (they are global), in the forms
 /// `--flag VALUE` and `--flag=VALUE`. Anything else, and anything clap might
 /// judge differently (another flag, a repeated one, a value that starts
@@ -737,6 +737,8 @@ fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Opti
     let mut store = None;
     let mut format = None;
     let mut etag = None;
+    let mut output = None;
+    let mut json = false;
     let mut command = None;
     let mut positionals: [Option<&OsString>; 2] = [None, None];
     let mut count = 0;
@@ -746,7 +748,7 @@ fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Opti
         if !arg.as_encoded_bytes().starts_with(b"-") || arg == "-" {
             // A positional: the subcommand, then its key and value.
             if command.is_none() {
-                command = Some(text.filter(|name| ["get", "set"].contains(name))?);
+                command = Some(text.filter(|name| ["get", "etag", "set"].contains(name))?);
             } else {
                 *positionals.get_mut(count)? = Some(arg);
                 count += 1;
@@ -761,6 +763,11 @@ fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Opti
             "--store" => &mut store,
             "--error-format" => &mut format,
             "--etag" if command == Some("set") => &mut etag,
+            "-o" | "--output" if command == Some("get") => &mut output,
+            "--json" if command == Some("get") && inline.is_none() && !json => {
+                json = true;
+                continue;
+            }
             _ => return None,
         };
         let value = match inline {
@@ -801,11 +808,16 @@ fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Opti
     };
     let key = positionals[0]?.to_str()?.to_string();
     let command = match (command?, positionals[1], etag) {
-        ("get", None, None) => Command::Get(GetArgs {
+        // -o and --json conflict: clap's error.
+        ("get", None, None) if !(json && output.is_some()) => Command::Get(GetArgs {
             key,
-            output: None,
-            json: false,
+            output: output.map(PathBuf::from),
+            json,
             default: None,
+            no_lock: NoLockArg { lock_timeout: None },
+        }),
+        ("etag", None, None) => Command::Etag(KeyArg {
+            key,
             no_lock: NoLockArg { lock_timeout: None },
         }),
         ("set", value, Some(etag)) => Command::Set(SetArgs {
@@ -900,6 +912,15 @@ mod tests {
         &["get", "help"],
         &["get", "-"],
         &["get", ""],
+        &["get", "k", "-o", "f"],
+        &["get", "-o", "f", "k"],
+        &["get", "k", "--output", "dir/f.json"],
+        &["get", "k", "--output=f"],
+        &["get", "k", "-o=f"],
+        &["get", "k", "--json"],
+        &["--store", "d", "get", "--json", "k"],
+        &["etag", "k"],
+        &["--store=d", "etag", "k", "--error-format", "json"],
         &["set", "k", "{}", "--etag", ""],
         &["set", "k", "{}", "--etag", "*"],
         &[
@@ -926,9 +947,21 @@ mod tests {
         &["get", "-k"],
         &["get", "--", "k"],
         &["get", "k", "--"],
-        &["get", "k", "--json"],
-        &["get", "k", "-o", "f"],
         &["get", "k", "-o-"],
+        &["get", "k", "-o", "-"],
+        &["get", "k", "-of"],
+        &["get", "k", "-o"],
+        &["get", "k", "-o", "f", "--json"],
+        &["get", "k", "--json", "--json"],
+        &["get", "k", "--json=true"],
+        &["get", "k", "-o", "f", "-o", "g"],
+        &["get", "k", "--default", "{}"],
+        &["etag", "k", "--json"],
+        &["etag", "k", "-o", "f"],
+        &["etag"],
+        &["etag", "k", "l"],
+        &["set", "k", "{}", "--etag", "", "--json"],
+        &["set", "k", "{}", "--etag", "", "-o", "f"],
         &["get", "k", "--lock-timeout", "1"],
         &["--lock-timeout", "1", "get", "k"],
         &["get", "k", "--etag", "e"],
@@ -939,7 +972,6 @@ mod tests {
         &["help", "get"],
         &["GET", "k"],
         &["ge", "k"],
-        &["etag", "k"],
         &["--store", "", "get", "k"],
         &["--store=", "get", "k"],
         &["--store", "-d", "get", "k"],
