@@ -17,9 +17,19 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 [ -n "$host" ] || { echo "build-release: rustc -vV names no host" >&2; exit 1; }
 case $host in
     *-linux-gnu*)
+        flags="-C target-feature=+crt-static"
+        # Packed relative relocations: the static PIE's ~10,000 start-up
+        # relocations as a bitmap, 230 KB smaller and a few page faults
+        # fewer a run (docs/benchmarks.md, "Static or dynamic"). A static
+        # binary relocates itself with the build host's libc.a, which reads
+        # them from glibc 2.36 on; older ones keep the plain table.
+        glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc //p')
+        if [ -n "$glibc" ] && printf '2.36\n%s\n' "$glibc" | sort -V -C; then
+            flags="$flags -C link-arg=-Wl,-z,pack-relative-relocs"
+        fi
         # Naming the target, even the host's own, keeps RUSTFLAGS off build
         # scripts and proc-macros, which cannot be static.
-        RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+        RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$flags" \
             cargo build --release --locked --target "$host" "$@" >&2
         echo "$out/$host/release/etagstore"
         ;;

@@ -109,10 +109,26 @@ pub enum ErrorFormat {
     Json,
 }
 
+/// How many times `--if` reads again after a concurrent change, unless told.
+pub const DEFAULT_RETRIES: u32 = 10;
+
 /// How long a writer waits for another writer of the same key, unless told.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Cli {
+    /// Parses the process's command line. `get`, `etag` and `set --etag`
+    /// in their plain shapes, the commands scripts run in loops, are read by `parse_fast`;
+    /// every other line, and every error, is clap's.
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        match parse_fast(args.get(1..).unwrap_or_default(), |name| {
+            std::env::var_os(name)
+        }) {
+            Some(cli) => Ok(cli),
+            None => Cli::try_parse_from(args),
+        }
+    }
+
     /// The --lock-timeout in force: the one after the subcommand, else the
     /// one before it, else 10 s.
     pub fn lock_timeout(&self) -> Duration {
@@ -656,7 +672,7 @@ pub struct ConditionArgs {
 
     /// With --if: how many times to read again when the key changes between
     /// the check and the write, before exit 3
-    #[arg(long, value_name = "N", default_value_t = 10, requires = "condition")]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES, requires = "condition")]
     pub retries: u32,
 }
 
@@ -706,6 +722,128 @@ pub struct ListArgs {
     pub no_lock: NoLockArg,
 }
 
+/// The hot command lines without clap: building clap's tree of 13
+/// subcommands and their help costs a `get` more than reading the document
+/// does (docs/benchmarks.md, "Start-up, round 2"). Taken:
+/// `get KEY [-o FILE | --json]`, `etag KEY` and `set KEY [VALUE] --etag E`, with `--store DIR` and `--error-format F`
+/// anywhere after the program's name (they are global), in the forms
+/// `--flag VALUE` and `--flag=VALUE`. Anything else, and anything clap might
+/// judge differently (another flag, a repeated one, a value that starts
+/// with '-', an empty --store, a key that is not UTF-8, a --store that
+/// `Location::parse` refuses), is None: clap then parses the whole line, so
+/// help, errors and every other command are exactly clap's. The unit tests
+/// hold the two to the same `Cli` on every line this takes.
+fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Option<Cli> {
+    let mut store = None;
+    let mut format = None;
+    let mut etag = None;
+    let mut output = None;
+    let mut json = false;
+    let mut command = None;
+    let mut positionals: [Option<&OsString>; 2] = [None, None];
+    let mut count = 0;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_str();
+        if !arg.as_encoded_bytes().starts_with(b"-") || arg == "-" {
+            // A positional: the subcommand, then its key and value.
+            if command.is_none() {
+                command = Some(text.filter(|name| ["get", "etag", "set"].contains(name))?);
+            } else {
+                *positionals.get_mut(count)? = Some(arg);
+                count += 1;
+            }
+            continue;
+        }
+        let (flag, inline) = match text?.split_once('=') {
+            Some((flag, value)) => (flag, Some(OsString::from(value))),
+            None => (text?, None),
+        };
+        let slot = match flag {
+            "--store" => &mut store,
+            "--error-format" => &mut format,
+            "--etag" if command == Some("set") => &mut etag,
+            "-o" | "--output" if command == Some("get") => &mut output,
+            "--json" if command == Some("get") && inline.is_none() && !json => {
+                json = true;
+                continue;
+            }
+            _ => return None,
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => args.next()?.clone(),
+        };
+        // clap reads "-x" as a flag, and has its own words for repeats.
+        if slot.is_some() || value.as_encoded_bytes().starts_with(b"-") {
+            return None;
+        }
+        *slot = Some(value);
+    }
+
+    // clap checks the environment's values even when a flag overrides
+    // them (a global flag is applied to the subcommand after them).
+    let parse_store = |dir: OsString| match dir.is_empty() {
+        true => None,
+        false => Location::parse(&dir).ok(),
+    };
+    let parse_format = |name: OsString| match name {
+        _ if name.eq_ignore_ascii_case("text") => Some(ErrorFormat::Text),
+        _ if name.eq_ignore_ascii_case("json") => Some(ErrorFormat::Json),
+        _ => None,
+    };
+    let env_store = env("ETAGSTORE_DIR").map(parse_store);
+    let env_format = env("ETAGSTORE_ERROR_FORMAT").map(parse_format);
+    let store = match (store, env_store) {
+        (_, Some(None)) => return None,
+        (Some(dir), _) => parse_store(dir)?,
+        (None, Some(Some(location))) => location,
+        (None, None) => Location::parse(DEFAULT_STORE.as_ref()).ok()?,
+    };
+    let error_format = match (format, env_format) {
+        (_, Some(None)) => return None,
+        (Some(name), _) => parse_format(name)?,
+        (None, Some(Some(format))) => format,
+        (None, None) => ErrorFormat::Text,
+    };
+    let key = positionals[0]?.to_str()?.to_string();
+    let command = match (command?, positionals[1], etag) {
+        // -o and --json conflict: clap's error.
+        ("get", None, None) if !(json && output.is_some()) => Command::Get(GetArgs {
+            key,
+            output: output.map(PathBuf::from),
+            json,
+            default: None,
+            no_lock: NoLockArg { lock_timeout: None },
+        }),
+        ("etag", None, None) => Command::Etag(KeyArg {
+            key,
+            no_lock: NoLockArg { lock_timeout: None },
+        }),
+        ("set", value, Some(etag)) => Command::Set(SetArgs {
+            input: InputArgs {
+                key,
+                value: value.cloned(),
+                file: None,
+                lock: LockArg { lock_timeout: None },
+            },
+            etag: Some(etag.into_string().ok()?),
+            or_same: false,
+            condition: ConditionArgs {
+                predicate: None,
+                retries: DEFAULT_RETRIES,
+            },
+        }),
+        _ => return None,
+    };
+    Some(Cli {
+        store,
+        lock_timeout_before: None,
+        error_format,
+        command,
+    })
+}
+
 /// `--store` and `ETAGSTORE_DIR` through `Location::parse`. A malformed
 /// store URL is clap's usage error in the parser's own words: clap's usual
 /// "invalid value '…'" would repeat the value, and with it a SAS token
@@ -753,5 +891,219 @@ mod tests {
     #[test]
     fn the_clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Command lines for `parse_fast`: the ones it must take, then ones it
+    /// may take or leave to clap.
+    const TAKEN: &[&[&str]] = &[
+        &["get", "k"],
+        &["get", "a/b c"],
+        &["--store", "d", "get", "k"],
+        &["--store=d", "get", "k"],
+        &["get", "k", "--store", "d"],
+        &["get", "--store", "d", "k"],
+        &["--store", "s3://bucket/prefix", "get", "k"],
+        &["--store", "az://container", "get", "k"],
+        &["--error-format", "json", "get", "k"],
+        &["--error-format=JSON", "get", "k", "--store", "d"],
+        &["get", "k", "--error-format", "Text"],
+        &["get", "get"],
+        &["get", "set"],
+        &["get", "help"],
+        &["get", "-"],
+        &["get", ""],
+        &["get", "k", "-o", "f"],
+        &["get", "-o", "f", "k"],
+        &["get", "k", "--output", "dir/f.json"],
+        &["get", "k", "--output=f"],
+        &["get", "k", "-o=f"],
+        &["get", "k", "--json"],
+        &["--store", "d", "get", "--json", "k"],
+        &["etag", "k"],
+        &["--store=d", "etag", "k", "--error-format", "json"],
+        &["set", "k", "{}", "--etag", ""],
+        &["set", "k", "{}", "--etag", "*"],
+        &[
+            "set",
+            "k",
+            "[1, 2]",
+            "--etag",
+            "0123456789abcdef0123456789ABCDEF",
+        ],
+        &["set", "k", "--etag", "", "{}"],
+        &["set", "--etag", "", "k", "{}"],
+        &["set", "k", "--etag", ""],
+        &["set", "k", "-", "--etag", ""],
+        &["set", "k", "{}", "--etag=e"],
+        &["set", "k", "{}", "--etag="],
+        &["set", "k", "{}", "--etag", "not an etag"],
+        &["--store", "d", "set", "k", "{\"n\": 1}", "--etag", ""],
+        &["set", "k", "{}", "--store", "d", "--etag", "x"],
+    ];
+    const OTHERS: &[&[&str]] = &[
+        &[],
+        &["get"],
+        &["get", "k", "extra"],
+        &["get", "-k"],
+        &["get", "--", "k"],
+        &["get", "k", "--"],
+        &["get", "k", "-o-"],
+        &["get", "k", "-o", "-"],
+        &["get", "k", "-of"],
+        &["get", "k", "-o"],
+        &["get", "k", "-o", "f", "--json"],
+        &["get", "k", "--json", "--json"],
+        &["get", "k", "--json=true"],
+        &["get", "k", "-o", "f", "-o", "g"],
+        &["get", "k", "--default", "{}"],
+        &["etag", "k", "--json"],
+        &["etag", "k", "-o", "f"],
+        &["etag"],
+        &["etag", "k", "l"],
+        &["set", "k", "{}", "--etag", "", "--json"],
+        &["set", "k", "{}", "--etag", "", "-o", "f"],
+        &["get", "k", "--lock-timeout", "1"],
+        &["--lock-timeout", "1", "get", "k"],
+        &["get", "k", "--etag", "e"],
+        &["get", "k", "--help"],
+        &["get", "k", "-h"],
+        &["--version", "get", "k"],
+        &["-V"],
+        &["help", "get"],
+        &["GET", "k"],
+        &["ge", "k"],
+        &["--store", "", "get", "k"],
+        &["--store=", "get", "k"],
+        &["--store", "-d", "get", "k"],
+        &["--store=-d", "get", "k"],
+        &["--store", "s3://", "get", "k"],
+        &["--store", "https://example.com/", "get", "k"],
+        &["--store", "a", "--store", "b", "get", "k"],
+        &["--store", "a", "get", "k", "--store", "b"],
+        &["--store"],
+        &["get", "k", "--store"],
+        &["--error-format", "yaml", "get", "k"],
+        &["--error-format", "", "get", "k"],
+        &["--error-format=", "get", "k"],
+        &["--etag", "", "set", "k", "{}"],
+        &["set", "k", "{}"],
+        &["set", "k"],
+        &["set"],
+        &["set", "k", "{}", "x", "--etag", ""],
+        &["set", "k", "{}", "--etag"],
+        &["set", "k", "{}", "--etag", "-1"],
+        &["set", "k", "{}", "--etag=-1"],
+        &["set", "k", "-1", "--etag", ""],
+        &["set", "k", "{}", "--etag", "", "--etag", ""],
+        &["set", "k", "{}", "--etag", "", "--or-same"],
+        &["set", "k", "-f", "file", "--etag", ""],
+        &["set", "k", "{}", "--etag", "", "--if", "true"],
+        &["set", "k", "{}", "--if", "true"],
+        &["set", "k", "{}", "--etag", "", "--lock-timeout", "1"],
+        &["set-unsafe", "k", "{}"],
+        &["delete", "k", "--etag", ""],
+    ];
+
+    fn with_program(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("etagstore")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    fn fast(args: &[OsString]) -> Option<Cli> {
+        parse_fast(&args[1..], |name| std::env::var_os(name))
+    }
+
+    /// `parse_fast` gives what clap gives, or nothing. Also run with
+    /// ETAGSTORE_DIR and ETAGSTORE_ERROR_FORMAT set, by the next test.
+    #[test]
+    fn the_fast_parser_agrees_with_clap_on_every_line_it_takes() {
+        for args in TAKEN.iter().chain(OTHERS) {
+            let args = with_program(args);
+            let Some(fast) = fast(&args) else { continue };
+            match Cli::try_parse_from(&args) {
+                Ok(clap) => assert_eq!(format!("{fast:?}"), format!("{clap:?}"), "{args:?}"),
+                Err(e) => panic!("{args:?}: the fast parser took a line clap refuses: {e}"),
+            }
+        }
+        // Every line it must take is taken, unless the environment holds a
+        // store or format clap refuses (then clap refuses every line).
+        let env_dir = std::env::var_os("ETAGSTORE_DIR");
+        let env_format = std::env::var_os("ETAGSTORE_ERROR_FORMAT");
+        let env_usable = env_format.as_ref().is_none_or(|name| {
+            name.eq_ignore_ascii_case("json") || name.eq_ignore_ascii_case("text")
+        }) && env_dir
+            .as_ref()
+            .is_none_or(|dir| !dir.is_empty() && Location::parse(dir).is_ok());
+        for args in TAKEN {
+            let args = with_program(args);
+            // A URL of a backend this build leaves out is clap's error.
+            let stores_usable = args
+                .windows(2)
+                .all(|pair| pair[0] != "--store" || Location::parse(&pair[1]).is_ok());
+            assert_eq!(
+                fast(&args).is_some(),
+                env_usable && stores_usable,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_parser_leaves_everything_else_to_clap() {
+        for args in OTHERS {
+            let args = with_program(args);
+            assert!(
+                fast(&args).is_none(),
+                "{args:?} was taken by the fast parser"
+            );
+        }
+        // Not UTF-8: clap refuses a key, takes a value and a store.
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'k', 0xff]);
+        let mut key = with_program(&["get"]);
+        key.push(bad());
+        assert!(fast(&key).is_none());
+        assert!(Cli::try_parse_from(&key).is_err());
+        for mut args in [
+            with_program(&["set", "k", "--etag", ""]),
+            with_program(&["get", "k", "--store"]),
+        ] {
+            args.push(bad());
+            let fast = fast(&args).expect("taken");
+            let clap = Cli::try_parse_from(&args).expect("clap takes it");
+            assert_eq!(format!("{fast:?}"), format!("{clap:?}"));
+        }
+    }
+
+    /// The environment's store and error format, read by each parser
+    /// itself: in a child process (changing this one's environment would
+    /// race the other tests' threads).
+    #[test]
+    fn the_fast_parser_reads_the_environment_as_clap_does() {
+        const ME: &str = "cli::tests::the_fast_parser_agrees_with_clap_on_every_line_it_takes";
+        for (dir, format) in [
+            (Some("from-env"), None),
+            (Some("s3://bucket/p"), Some("JSON")),
+            (Some(""), Some("text")),
+            (None, Some("json")),
+            (None, Some("yaml")),
+            (None, Some("")),
+            (Some("s3://"), None),
+        ] {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+            child.args(["--exact", ME, "--test-threads=1"]);
+            for (name, value) in [("ETAGSTORE_DIR", dir), ("ETAGSTORE_ERROR_FORMAT", format)] {
+                match value {
+                    Some(value) => child.env(name, value),
+                    None => child.env_remove(name),
+                };
+            }
+            let out = child.output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{dir:?} {format:?}: {stdout}");
+            assert!(stdout.contains("1 passed"), "{dir:?} {format:?}: {stdout}");
+        }
     }
 }
