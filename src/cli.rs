@@ -955,6 +955,11 @@ mod tests {
         &["get", "k", "--json", "--json"],
         &["get", "k", "--json=true"],
         &["get", "k", "-o", "f", "-o", "g"],
+        // clap refuses an empty path (exit 2), before the store is read.
+        &["get", "k", "-o", ""],
+        &["get", "k", "--output", ""],
+        &["get", "k", "-o="],
+        &["get", "k", "--output="],
         &["get", "k", "--default", "{}"],
         &["etag", "k", "--json"],
         &["etag", "k", "-o", "f"],
