@@ -806,6 +806,10 @@ fn parse_fast(args: &[OsString], env: impl Fn(&str) -> Option<OsString>) -> Opti
         (None, Some(Some(format))) => format,
         (None, None) => ErrorFormat::Text,
     };
+    // clap's PathBuf parser refuses an empty path: its usage error, exit 2.
+    if output.as_ref().is_some_and(|path| path.is_empty()) {
+        return None;
+    }
     let key = positionals[0]?.to_str()?.to_string();
     let command = match (command?, positionals[1], etag) {
         // -o and --json conflict: clap's error.
