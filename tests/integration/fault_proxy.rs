@@ -203,7 +203,7 @@ fn pause(bytes: usize, rate: u64) {
 /// Reads one request: its head (up to the blank line) and its body, by
 /// `Content-Length` (object_store always sends one); at `rate` bytes per
 /// second if given.
-fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String, Vec<u8>)> {
+pub fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String, Vec<u8>)> {
     let mut data = Vec::new();
     let mut buf = vec![0u8; if rate.is_some() { PIECE } else { 64 * 1024 }];
     let read = |client: &mut TcpStream, buf: &mut [u8]| {
@@ -226,7 +226,7 @@ fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String
     let head = String::from_utf8_lossy(&data[..end]).into_owned();
     assert!(
         !head.to_ascii_lowercase().contains("transfer-encoding"),
-        "the fault proxy reads bodies by Content-Length only: {head}"
+        "the proxy reads bodies by Content-Length only: {head}"
     );
     let length: usize = head
         .lines()
@@ -245,7 +245,7 @@ fn read_request(client: &mut TcpStream, rate: Option<u64>) -> io::Result<(String
 }
 
 /// The head with its `Connection` header replaced by `Connection: close`.
-fn connection_close(head: &str) -> String {
+pub fn connection_close(head: &str) -> String {
     let mut lines: Vec<&str> = head
         .trim_end_matches("\r\n")
         .split("\r\n")

@@ -12,6 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::common::{md5_hex, one_error_line, TestStore};
+use crate::fault_proxy::{connection_close, read_request};
 
 /// One request the proxy forwarded.
 #[derive(Clone, Debug)]
@@ -73,7 +74,7 @@ impl Drop for Recorder {
 
 fn forward(mut client: TcpStream, upstream: u16, seen: &Mutex<Vec<Seen>>) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let (head, body) = read_message(&mut client)?;
+    let (head, body) = read_request(&mut client, None)?;
     let mut words = head.split(' ');
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("").to_string();
@@ -101,59 +102,6 @@ fn forward(mut client: TcpStream, upstream: u16, seen: &Mutex<Vec<Seen>>) -> io:
     client.write_all(connection_close(&answer_head).as_bytes())?;
     client.write_all(&answer[end..])?;
     client.shutdown(Shutdown::Both)
-}
-
-/// One request: its head and its body, by `Content-Length`.
-fn read_message(client: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
-    let mut data = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let end = loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-        let n = client.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
-        }
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..end]).into_owned();
-    assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding"),
-        "the recorder reads bodies by Content-Length only: {head}"
-    );
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, value)| value.trim().parse().unwrap());
-    let mut body = data[end..].to_vec();
-    while body.len() < length {
-        let n = client.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short body"));
-        }
-        body.extend_from_slice(&buf[..n]);
-    }
-    Ok((head, body))
-}
-
-/// The head with its `Connection` header replaced by `Connection: close`.
-fn connection_close(head: &str) -> String {
-    let mut lines: Vec<&str> = head
-        .trim_end_matches("\r\n")
-        .split("\r\n")
-        .filter(|line| {
-            !line
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("connection")
-        })
-        .collect();
-    lines.push("Connection: close");
-    format!("{}\r\n\r\n", lines.join("\r\n"))
 }
 
 /// A store on Azurite or moto and a recorder in front of its server.
